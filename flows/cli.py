@@ -1,0 +1,96 @@
+"""`hearth` — the one command line. Every command runs the same code a deployment runs."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from hearth.config import Settings
+
+app = typer.Typer(
+    help="Hearth: an owned audience for your shop — ingest, model, and email it.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+sandbox_app = typer.Typer(help="The offline stand-ins of Shopify, Amazon, Facebook and SendGrid.")
+app.add_typer(sandbox_app, name="sandbox")
+console = Console()
+
+
+def _parse_now(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@sandbox_app.callback(invoke_without_command=True)
+def sandbox(
+    ctx: typer.Context,
+    customers: Annotated[int, typer.Option(help="Demo-shop size (Shopify customers).")] = 3000,
+    seed: Annotated[int, typer.Option(help="Seed of the demo-shop generator.")] = 42,
+    regenerate: Annotated[bool, typer.Option(help="Generate the shop again even if one exists.")] = False,
+    faults: Annotated[str, typer.Option(help="Fault knobs, e.g. 'error_rate=0.05,throttle_rate=0.05,seed=7'.")] = "",
+    port_base: Annotated[int, typer.Option(help="First of four consecutive loopback ports.")] = 8701,
+) -> None:
+    """Generate the demo shop if needed, start all four sandbox servers, print their configuration."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from sandbox._server import Faults
+    from sandbox.run import ensure_shop, start_sandboxes
+
+    settings = Settings.from_env()
+    truth = ensure_shop(settings.shop_dir, seed=seed, customers=customers, regenerate=regenerate)
+    sandboxes = start_sandboxes(
+        settings.data_dir, faults=Faults.from_spec(faults) if faults else None, port_base=port_base
+    )
+    env = {"HEARTH_DATA_DIR": str(settings.data_dir), **sandboxes.env()}
+    env_file = settings.sandbox_dir / "sandbox.env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    console.print(f"[bold green]Sandbox running[/] over the demo shop (seed {truth['seed']}, "
+                  f"{truth['customers']} customers, now = {truth['now']}).")
+    for server in sandboxes.servers:
+        console.print(f"  {server.name:<9} {server.url}")
+    console.print(f"\nSendGrid outbox, rendered: {sandboxes.sendgrid.url}/_sandbox/outbox")
+    console.print("\nPoint Hearth at it (another terminal):")
+    console.print(f"  set -a; . {env_file}; set +a", highlight=False)
+    console.print("\nCtrl-C stops the servers.")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandboxes.stop()
+        console.print("Sandbox stopped.")
+
+
+@sandbox_app.command("generate")
+def sandbox_generate(
+    out: Annotated[Path | None, typer.Option(help="Shop directory (default $HEARTH_DATA_DIR/sandbox/shop).")] = None,
+    customers: Annotated[int, typer.Option(help="Shopify customers (Amazon buyers come on top).")] = 3000,
+    seed: Annotated[int, typer.Option(help="Generator seed.")] = 42,
+    now: Annotated[str | None, typer.Option(help="End of the simulated history (ISO, UTC). Default: this hour.")] = None,
+    orders_per_customer: Annotated[float | None, typer.Option(help="Scale order volume (benchmarks).")] = None,
+) -> None:
+    """Generate the deterministic demo shop (Parquet tables + ground_truth.json)."""
+    from sandbox.generator import generate_shop
+
+    shop_dir = out or Settings.from_env().shop_dir
+    started = datetime.now()
+    truth = generate_shop(shop_dir, seed=seed, customers=customers, now=_parse_now(now),
+                          orders_per_customer=orders_per_customer)
+    seconds = (datetime.now() - started).total_seconds()
+    counts = ", ".join(f"{n} {t}" for t, n in truth.get("row_counts", {}).items())
+    console.print(f"Demo shop written to {shop_dir} in {seconds:.1f}s: {counts}")
+
+
+def main() -> None:  # pragma: no cover - console-script entry
+    app()
