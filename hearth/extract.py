@@ -40,7 +40,13 @@ class ExtractResult:
 
 
 def extract_window(
-    stream: Stream, zone: RawZone, state: StateStore, window: Window, *, progress: ProgressFn | None = None
+    stream: Stream,
+    zone: RawZone,
+    state: StateStore,
+    window: Window,
+    *,
+    progress: ProgressFn | None = None,
+    run_key: str | None = None,
 ) -> ExtractResult:
     """Land every record of ``window`` as one raw file (none if the window is empty)."""
     result = ExtractResult(stream.source, stream.name, window)
@@ -55,16 +61,7 @@ def extract_window(
     result.rows, result.quarantined = landed.rows, landed.quarantined
     if landed.path is not None:
         result.files.append(landed.path)
-    state.record_load(
-        source=stream.source,
-        stream=stream.name,
-        load_id=landed.load_id,
-        path=str(landed.path) if landed.path else None,
-        rows=landed.rows,
-        quarantined=landed.quarantined,
-        window_start=iso(window.start),
-        window_end=iso(window.end),
-    )
+    state.record_load(landed, window_start=iso(window.start), window_end=iso(window.end), run_key=run_key)
     return result
 
 
@@ -125,7 +122,7 @@ def extract_backfill(
         if (iso(chunk.start), iso(chunk.end)) in done:
             part = ExtractResult(stream.source, stream.name, chunk, skipped=True)
         else:
-            part = extract_window(stream, zone, state, chunk, progress=progress)
+            part = extract_window(stream, zone, state, chunk, progress=progress, run_key=run_key)
             state.mark_window_done(run_key, stream.source, stream.name, iso(chunk.start), iso(chunk.end), part.rows)
         total.merge(part)
         if on_chunk:
