@@ -162,18 +162,21 @@ class SandboxServer(abc.ABC):
         if self._httpd is None:
             raise RuntimeError(f"{self.name} sandbox is not running")
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def start(self) -> str:
         """Serve in a daemon thread; returns the base URL (``http://127.0.0.1:PORT``)."""
         self._httpd = _HTTPServer((self.host, self.port), _Handler, self)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name=f"{self.name}-sandbox", daemon=True)
+        # A short poll interval makes stop() quick, which tests that restart servers feel.
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=f"{self.name}-sandbox", daemon=True
+        )
         self._thread.start()
         return self.url
 
     def stop(self) -> None:
         if self._httpd is not None:
-            self._httpd.shutdown()
+            self._httpd.shutdown()  # serve_forever notices within its poll interval
             self._httpd.server_close()
             self._httpd = None
 

@@ -66,9 +66,8 @@ def test_server_answers_and_injects_faults_deterministically() -> None:
 
 
 def test_timeout_fault_drops_the_connection() -> None:
-    with Echo(faults=Faults(timeout_rate=1.0, stall_seconds=0.05)) as server:
-        with pytest.raises(requests.ConnectionError):
-            requests.get(f"{server.url}/x", timeout=5)
+    with Echo(faults=Faults(timeout_rate=1.0, stall_seconds=0.05)) as server, pytest.raises(requests.ConnectionError):
+        requests.get(f"{server.url}/x", timeout=5)
 
 
 def test_sandbox_admin_paths_are_exempt_from_faults() -> None:
