@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -53,8 +54,10 @@ def sandbox(
     env = {"HEARTH_DATA_DIR": str(settings.data_dir), **sandboxes.env()}
     env_file = settings.sandbox_dir / "sandbox.env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
-    console.print(f"[bold green]Sandbox running[/] over the demo shop (seed {truth['seed']}, "
-                  f"{truth['customers']} customers, now = {truth['now']}).")
+    console.print(
+        f"[bold green]Sandbox running[/] over the demo shop (seed {truth['seed']}, "
+        f"{truth['customers']} customers, now = {truth['now']})."
+    )
     for server in sandboxes.servers:
         console.print(f"  {server.name:<9} {server.url}")
     console.print(f"\nSendGrid outbox, rendered: {sandboxes.sendgrid.url}/_sandbox/outbox")
@@ -77,7 +80,7 @@ def sandbox_generate(
     out: Annotated[Path | None, typer.Option(help="Shop directory (default $HEARTH_DATA_DIR/sandbox/shop).")] = None,
     customers: Annotated[int, typer.Option(help="Shopify customers (Amazon buyers come on top).")] = 3000,
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 42,
-    now: Annotated[str | None, typer.Option(help="End of the simulated history (ISO, UTC). Default: this hour.")] = None,
+    now: Annotated[str | None, typer.Option(help="End of the history (ISO, UTC); default this hour.")] = None,
     orders_per_customer: Annotated[float | None, typer.Option(help="Scale order volume (benchmarks).")] = None,
 ) -> None:
     """Generate the deterministic demo shop (Parquet tables + ground_truth.json)."""
@@ -85,11 +88,110 @@ def sandbox_generate(
 
     shop_dir = out or Settings.from_env().shop_dir
     started = datetime.now()
-    truth = generate_shop(shop_dir, seed=seed, customers=customers, now=_parse_now(now),
-                          orders_per_customer=orders_per_customer)
+    truth = generate_shop(
+        shop_dir, seed=seed, customers=customers, now=_parse_now(now), orders_per_customer=orders_per_customer
+    )
     seconds = (datetime.now() - started).total_seconds()
     counts = ", ".join(f"{n} {t}" for t, n in truth.get("row_counts", {}).items())
     console.print(f"Demo shop written to {shop_dir} in {seconds:.1f}s: {counts}")
+
+
+SourcesOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--sources", "-s", help="shopify, amazon, facebook (repeatable or comma-separated; default: all configured)."
+    ),
+]
+
+
+def _sources(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def _run_with_progress(title: str, run: Callable[[], Any]) -> Any:
+    """Run a flow in this process with a live progress bar fed by its tasks."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from flows.progress import observers
+
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[records]:>9,} records"), TimeElapsedColumn(), console=console,
+    ) as bar:  # fmt: skip
+        tasks: dict[tuple[str, str], Any] = {}
+        lock = threading.Lock()
+
+        def task_for(source: str, stream: str) -> Any:
+            with lock:
+                key = (source, stream)
+                if key not in tasks:
+                    tasks[key] = bar.add_task(f"{source}/{stream}", total=None, records=0)
+                return tasks[key]
+
+        class _Bar:
+            def records(self, source: str, stream: str, count: int) -> None:
+                task_id = task_for(source, stream)
+                bar.update(task_id, records=bar.tasks[task_id].fields["records"] + count)
+
+            def chunk(self, source: str, stream: str, done: int, total: int) -> None:
+                bar.update(task_for(source, stream), completed=done, total=total)
+
+        remove = observers.add(_Bar())
+        try:
+            return run()
+        finally:
+            remove()
+
+
+def _report(rows: Any, title: str) -> None:
+    from rich.table import Table
+
+    if not isinstance(rows, list):
+        raise typer.Exit(1)
+    table = Table(title=title)
+    for column in ("source", "stream", "status", "rows", "quarantined"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(row.get(c, "")) for c in ("source", "stream", "status", "rows", "quarantined")))
+    console.print(table)
+
+
+@app.command()
+def ingest(sources: SourcesOption = None) -> None:
+    """Pull what changed since the last run from each source into the raw zone (the `ingest` flow)."""
+    from flows.ingest import ingest as ingest_flow
+
+    state = _run_with_progress("ingest", lambda: ingest_flow(sources=_sources(sources), return_state=True))
+    _finish(state, "Ingested")
+
+
+@app.command()
+def backfill(
+    start: Annotated[str, typer.Option(help="Start of the window (ISO date or timestamp, inclusive).")],
+    end: Annotated[str, typer.Option(help="End of the window (exclusive).")],
+    sources: SourcesOption = None,
+    chunk_days: Annotated[float, typer.Option(help="Resumable chunk size in days.")] = 7.0,
+) -> None:
+    """Re-extract a past window without moving the cursors; rerun the same command to resume."""
+    from flows.backfill import backfill as backfill_flow
+
+    state = _run_with_progress(
+        "backfill",
+        lambda: backfill_flow(start=_parse_now(start), end=_parse_now(end), sources=_sources(sources),
+                              chunk_days=chunk_days, return_state=True),
+    )  # fmt: skip
+    _finish(state, "Backfilled")
+
+
+def _finish(state: Any, title: str) -> None:
+    """Print the flow's summary; exit non-zero with its message when it failed."""
+    if state.is_completed():
+        _report(state.result(), title)
+        return
+    console.print(f"[bold red]{state.name}:[/] {state.message}")
+    raise typer.Exit(1)
 
 
 def main() -> None:  # pragma: no cover - console-script entry

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from dotenv import load_dotenv
 
 SHOPIFY_API_VERSION = "2026-04"
 FACEBOOK_API_VERSION = "v25.0"
+# Facebook keeps insights for 37 months; three years of history fits every source.
+DEFAULT_HISTORY_DAYS = 3 * 365
 
 
 class ConfigError(RuntimeError):
@@ -34,6 +37,17 @@ class Secret(str):
 def _get(env: dict[str, str], name: str, default: str | None = None) -> str | None:
     value = env.get(name, default)
     return value.strip() if isinstance(value, str) and value.strip() else default
+
+
+def _timestamp(env: dict[str, str], name: str) -> datetime | None:
+    value = _get(env, name)
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ConfigError(f"{name}={value!r} is not an ISO date or timestamp (e.g. 2024-01-01).") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -71,6 +85,7 @@ class SendGridSettings:
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
+    ingest_start: datetime | None  # where a stream's first incremental run starts
     shopify: ShopifySettings
     amazon: AmazonSettings
     facebook: FacebookSettings
@@ -90,6 +105,7 @@ class Settings:
 
         return cls(
             data_dir=Path(_get(env, "HEARTH_DATA_DIR", "./data") or "./data").expanduser().resolve(),
+            ingest_start=_timestamp(env, "HEARTH_INGEST_START"),
             shopify=ShopifySettings(
                 api_url=_get(env, "SHOPIFY_API_URL"),
                 access_token=secret("SHOPIFY_ACCESS_TOKEN"),
@@ -118,6 +134,10 @@ class Settings:
         )
 
     # Files under the data dir (the public layout of DESIGN.md).
+    def history_start(self, now: datetime) -> datetime:
+        """Where a stream without a cursor starts: ``HEARTH_INGEST_START`` or three years back."""
+        return self.ingest_start or (now - timedelta(days=DEFAULT_HISTORY_DAYS))
+
     @property
     def raw_dir(self) -> Path:
         return self.data_dir / "raw"
