@@ -70,8 +70,10 @@ def incremental_window(
 ) -> Window:
     """The next window of a stream: from its cursor (or ``initial_start``) to ``now - lag``.
 
-    The lag leaves time for records whose ``updated_at`` is being written as we read.
+    The lag leaves time for records whose ``updated_at`` is being written as we read;
+    a stream may ask for more (``min_lag``: Amazon rejects bounds under two minutes old).
     """
+    lag = max(lag, getattr(stream, "min_lag", timedelta(0)))
     cursor = state.get_cursor(stream.source, stream.name)
     start = datetime.fromisoformat(cursor.replace("Z", "+00:00")) if cursor else initial_start
     return Window(start, max(start, now - lag))

@@ -221,6 +221,8 @@ class _HTTPServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Without TCP_NODELAY a keep-alive client waits ~40 ms per answer for delayed ACKs.
+    disable_nagle_algorithm = True
     server: _HTTPServer
 
     def _serve(self) -> None:
