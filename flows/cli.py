@@ -56,7 +56,7 @@ def sandbox(
     env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
     console.print(
         f"[bold green]Sandbox running[/] over the demo shop (seed {truth['seed']}, "
-        f"{truth['customers']} customers, now = {truth['now']})."
+        f"{truth['parameters']['customers']} customers, now = {truth['now']})."
     )
     for server in sandboxes.servers:
         console.print(f"  {server.name:<9} {server.url}")

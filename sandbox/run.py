@@ -58,7 +58,7 @@ def ensure_shop(shop_dir: Path, *, seed: int, customers: int, now: datetime | No
     truth_path = shop_dir / "ground_truth.json"
     if truth_path.exists() and not regenerate:
         truth = json.loads(truth_path.read_text())
-        if truth.get("seed") == seed and truth.get("customers") == customers:
+        if truth.get("seed") == seed and truth.get("parameters", {}).get("customers") == customers:
             return truth
     return generate_shop(shop_dir, seed=seed, customers=customers, now=now)
 
