@@ -53,7 +53,8 @@ def sandbox(
     )
     env = {"HEARTH_DATA_DIR": str(settings.data_dir), **sandboxes.env()}
     env_file = settings.sandbox_dir / "sandbox.env"
-    env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    # Quoted: values such as LWA refresh tokens contain shell metacharacters ("Atzr|…").
+    env_file.write_text("".join(f"{k}='{v}'\n" for k, v in env.items()))
     console.print(
         f"[bold green]Sandbox running[/] over the demo shop (seed {truth['seed']}, "
         f"{truth['parameters']['customers']} customers, now = {truth['now']})."
