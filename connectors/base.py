@@ -58,6 +58,11 @@ class Page:
 
 
 class Stream(Protocol):
+    """A connector stream. Optional attributes the ingestion core honours when present:
+    ``min_lag`` (timedelta: the API rejects window ends fresher than this) and
+    ``max_history`` (timedelta: how far back the API keeps data, for a first run).
+    """
+
     source: str  # "shopify", "amazon", "facebook"
     name: str  # "orders", "customers", …
 

@@ -56,7 +56,7 @@ def ingest_source(source: str, now: datetime) -> list[dict[str, Any]]:
                     zone,
                     state,
                     now=now,
-                    initial_start=settings.history_start(now),
+                    initial_start=settings.history_start,
                     progress=lambda n, s=stream: observers.records(s.source, s.name, n),
                 )
             except (AuthError, ConfigError):

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from dotenv import load_dotenv
 
 SHOPIFY_API_VERSION = "2026-04"
 FACEBOOK_API_VERSION = "v25.0"
-# Facebook keeps insights for 37 months; three years of history fits every source.
-DEFAULT_HISTORY_DAYS = 3 * 365
+# A stream without a cursor starts here: before any shop existed, i.e. "everything".
+# Streams with a shorter memory (Facebook insights: 37 months) clamp it themselves.
+DEFAULT_HISTORY_START = datetime(2006, 1, 1, tzinfo=UTC)
 
 
 class ConfigError(RuntimeError):
@@ -134,9 +135,10 @@ class Settings:
         )
 
     # Files under the data dir (the public layout of DESIGN.md).
-    def history_start(self, now: datetime) -> datetime:
-        """Where a stream without a cursor starts: ``HEARTH_INGEST_START`` or three years back."""
-        return self.ingest_start or (now - timedelta(days=DEFAULT_HISTORY_DAYS))
+    @property
+    def history_start(self) -> datetime:
+        """Where a stream without a cursor starts: ``HEARTH_INGEST_START`` or all history."""
+        return self.ingest_start or DEFAULT_HISTORY_START
 
     @property
     def raw_dir(self) -> Path:

@@ -75,7 +75,11 @@ def incremental_window(
     """
     lag = max(lag, getattr(stream, "min_lag", timedelta(0)))
     cursor = state.get_cursor(stream.source, stream.name)
-    start = datetime.fromisoformat(cursor.replace("Z", "+00:00")) if cursor else initial_start
+    if cursor:
+        start = datetime.fromisoformat(cursor.replace("Z", "+00:00"))
+    else:  # a first run asks for all history the API keeps (``max_history``: Facebook's 37 months)
+        max_history = getattr(stream, "max_history", None)
+        start = max(initial_start, now - max_history) if max_history else initial_start
     return Window(start, max(start, now - lag))
 
 

@@ -63,6 +63,8 @@ class InsightsStream:
 
     source = "facebook"
     name = "insights"
+    # Insights are kept for 37 months; asking for more is an error, so a first run stops there.
+    max_history = timedelta(days=37 * 30)
 
     def __init__(self, client: FacebookClient) -> None:
         self.client = client
