@@ -101,6 +101,10 @@ def ingest(sources: list[str] | None = None) -> list[dict[str, Any]]:
     if unknown:
         raise ValueError(f"unknown source(s) {unknown}; choose from {list(SOURCES)}")
     now = datetime.now(UTC)
+    # Temp files of a load killed mid-write are invisible to readers; clear old ones away.
+    swept = RawZone(settings.raw_dir).sweep_temp(older_than_seconds=3600)
+    if swept:
+        logger.info("removed %d temp file(s) left by interrupted loads", len(swept))
     futures = {source: ingest_source.submit(source, now) for source in chosen}
     summary: list[dict[str, Any]] = []
     failed: list[str] = []
