@@ -1,0 +1,35 @@
+{# Small parsing helpers shared by the staging models. #}
+
+{% macro shop_money(json_column, path) -%}
+    {#- A MoneyBag field in the shop currency (shopMoney), exact to the cent. -#}
+    cast({{ json_column }}->>'$.{{ path }}.shopMoney.amount' as decimal(18, 2))
+{%- endmacro %}
+
+
+{% macro presentment_money(json_column, path) -%}
+    cast({{ json_column }}->>'$.{{ path }}.presentmentMoney.amount' as decimal(18, 2))
+{%- endmacro %}
+
+
+{% macro json_timestamp(json_column, path) -%}
+    {#- ISO 8601 with Z or an offset (Facebook writes +0000): an instant, TIMESTAMPTZ. -#}
+    cast({{ json_column }}->>'$.{{ path }}' as timestamptz)
+{%- endmacro %}
+
+
+{% macro json_strings(json_column, path) -%}
+    {#- A JSON array of strings as VARCHAR[]; a missing or null field is null. -#}
+    from_json({{ json_column }}->'$.{{ path }}', '["varchar"]')
+{%- endmacro %}
+
+
+{% macro gid_to_id(expression) -%}
+    {#- gid://shopify/Order/5801000167912 -> 5801000167912 (null when absent or not numeric). -#}
+    try_cast(regexp_extract({{ expression }}, '/(\d+)$', 1) as bigint)
+{%- endmacro %}
+
+
+{% macro utc_date(expression) -%}
+    {#- The UTC calendar day of an instant, whatever the session time zone. -#}
+    cast(timezone('UTC', {{ expression }}) as date)
+{%- endmacro %}

@@ -1,0 +1,57 @@
+{#-
+    Abandoned checkouts with the customer_key of the person (same rule as orders) and, for a
+    recovered one, the order it became: that customer's order created when the checkout
+    completed (Shopify sets completedAt as the order is placed; ±10 minutes of slack).
+-#}
+
+with checkouts as (
+    select * from {{ ref('stg_shopify__abandoned_checkouts') }}
+),
+
+orders as (
+    select * from {{ ref('stg_shopify__orders') }}
+),
+
+customer_keys as (
+    select shopify_customer_id, customer_key
+    from {{ ref('int_customer_identities') }}
+    where record_type = 'shopify_customer'
+),
+
+recovery_candidates as (
+    select
+        checkouts.checkout_id,
+        orders.order_id,
+        abs(epoch(orders.created_at) - epoch(checkouts.completed_at)) as seconds_apart
+    from checkouts
+    inner join orders
+        on orders.shopify_customer_id = checkouts.shopify_customer_id
+        and orders.created_at between checkouts.completed_at - interval 10 minute
+        and checkouts.completed_at + interval 10 minute
+    where checkouts.completed_at is not null
+),
+
+nearest_order_per_checkout as (
+    select * from recovery_candidates
+    qualify row_number() over (partition by checkout_id order by seconds_apart, order_id) = 1
+),
+
+recoveries as (
+    -- One order recovers at most one checkout.
+    select * from nearest_order_per_checkout
+    qualify row_number() over (partition by order_id order by seconds_apart, checkout_id) = 1
+)
+
+select
+    checkouts.*,
+    case
+        when checkouts.shopify_customer_id is not null or checkouts.email is not null
+            then coalesce(
+                customer_keys.customer_key,
+                {{ shopify_customer_key_of('checkouts.email', 'checkouts.shopify_customer_id') }}
+            )
+    end as customer_key,
+    recoveries.order_id as recovered_order_id
+from checkouts
+left join customer_keys using (shopify_customer_id)
+left join recoveries using (checkout_id)

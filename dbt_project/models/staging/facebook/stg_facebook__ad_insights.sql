@@ -1,0 +1,59 @@
+with latest_records as (
+    -- No updated_at: the latest extraction of an (ad, day) is the settled-most number.
+    {{ latest_raw_records('facebook', 'insights') }}
+),
+
+parsed as (
+    select
+        id as ad_insight_id,
+        record->>'$.ad_id' as ad_id,
+        cast(record->>'$.date_start' as date) as date_day,
+        record->>'$.campaign_id' as campaign_id,
+        record->>'$.campaign_name' as campaign_name,
+        record->>'$.adset_id' as adset_id,
+        record->>'$.adset_name' as adset_name,
+        record->>'$.ad_name' as ad_name,
+        -- Graph sends numbers as strings; spend is in the ad account currency (= shop currency).
+        coalesce(cast(record->>'$.spend' as decimal(18, 2)), 0) as spend,
+        coalesce(cast(record->>'$.impressions' as bigint), 0) as impressions,
+        coalesce(cast(record->>'$.clicks' as bigint), 0) as clicks,
+        record->'$.actions' as actions,
+        record->'$.action_values' as action_values,
+        _extracted_at
+    from latest_records
+),
+
+purchases as (
+    -- Graph repeats one purchase under several action types: take the pixel's, else "purchase".
+    select
+        parsed.ad_insight_id,
+        coalesce(
+            max(cast(action.value->>'$.value' as decimal(18, 2)))
+                filter (where action.value->>'$.action_type' = 'offsite_conversion.fb_pixel_purchase'),
+            max(cast(action.value->>'$.value' as decimal(18, 2)))
+                filter (where action.value->>'$.action_type' = 'purchase')
+        ) as purchases
+    from parsed, json_each(parsed.actions) as action
+    group by 1
+),
+
+purchase_values as (
+    select
+        parsed.ad_insight_id,
+        coalesce(
+            max(cast(action.value->>'$.value' as decimal(18, 2)))
+                filter (where action.value->>'$.action_type' = 'offsite_conversion.fb_pixel_purchase'),
+            max(cast(action.value->>'$.value' as decimal(18, 2)))
+                filter (where action.value->>'$.action_type' = 'purchase')
+        ) as purchase_value
+    from parsed, json_each(parsed.action_values) as action
+    group by 1
+)
+
+select
+    parsed.* exclude (actions, action_values),
+    cast(coalesce(purchases.purchases, 0) as bigint) as purchases,
+    coalesce(purchase_values.purchase_value, 0) as purchase_value
+from parsed
+left join purchases using (ad_insight_id)
+left join purchase_values using (ad_insight_id)

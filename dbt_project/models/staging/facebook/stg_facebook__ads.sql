@@ -1,0 +1,15 @@
+with latest_records as (
+    {{ latest_raw_records('facebook', 'ads') }}
+)
+
+select
+    id as ad_id,
+    record->>'$.campaign_id' as campaign_id,
+    record->>'$.adset_id' as adset_id,
+    record->>'$.name' as ad_name,
+    record->>'$.status' as status,
+    record->>'$.effective_status' as effective_status,
+    {{ json_timestamp('record', 'created_time') }} as created_at,
+    coalesce({{ json_timestamp('record', 'updated_time') }}, updated_at) as updated_at,
+    _extracted_at
+from latest_records
