@@ -1,0 +1,67 @@
+-- Replenishment cycle per product, learned from repeat purchases as of var as_of (DOMAIN.md "Replenishment").
+
+-- One row per customer, product and order: a product may sit on several lines of one order.
+with purchases as (
+    select
+        customer_key,
+        product_key,
+        order_key,
+        min(ordered_at) as ordered_at,
+        cast(sum(quantity) as integer) as quantity
+    from {{ ref('order_lines') }}
+    where not is_cancelled
+        and customer_key is not null
+        and product_key is not null
+        and quantity > 0
+        and ordered_at < {{ as_of_timestamp() }}
+    group by customer_key, product_key, order_key
+),
+
+-- Days one unit lasted: the gap to the customer's next purchase of the same product,
+-- divided by the units bought at the earlier purchase (three bags last three cycles).
+unit_intervals as (
+    select
+        product_key,
+        (epoch(ordered_at) - epoch(lag(ordered_at) over same_product))
+        / 86400.0 / lag(quantity) over same_product as days_per_unit
+    from purchases
+    window same_product as (partition by customer_key, product_key order by ordered_at, order_key)
+),
+
+learned as (
+    select
+        product_key,
+        round(median(days_per_unit), 1) as learned_cycle_days,
+        count(days_per_unit) as sample_size,
+        round(
+            (quantile_cont(days_per_unit, 0.75) - quantile_cont(days_per_unit, 0.25))
+            / nullif(median(days_per_unit), 0),
+            2
+        ) as interval_dispersion
+    from unit_intervals
+    group by product_key
+),
+
+-- Enough repeat intervals, and clustered ones: durables bought twice by chance are not replenished.
+trusted as (
+    select
+        *,
+        sample_size >= {{ var('replenishment_min_samples') }}
+        and interval_dispersion <= {{ var('replenishment_max_dispersion') }} as is_trusted
+    from learned
+)
+
+select
+    products.product_key,
+    trusted.learned_cycle_days,
+    coalesce(trusted.sample_size, 0) as sample_size,
+    trusted.interval_dispersion,
+    overrides.cycle_days as override_cycle_days,
+    case
+        when overrides.cycle_days is not null then overrides.cycle_days
+        when trusted.is_trusted then cast(round(trusted.learned_cycle_days) as integer)
+    end as cycle_days,
+    coalesce(overrides.cycle_days is not null or trusted.is_trusted, false) as is_replenishable
+from {{ ref('products') }} as products
+left join trusted on trusted.product_key = products.product_key
+left join {{ ref('replenishment_overrides') }} as overrides on overrides.product_key = products.product_key
