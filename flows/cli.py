@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from flows.cli_email import register as register_email_commands
 from hearth.config import Settings
 
 app = typer.Typer(
@@ -21,6 +22,8 @@ app = typer.Typer(
 )
 sandbox_app = typer.Typer(help="The offline stand-ins of Shopify, Amazon, Facebook and SendGrid.")
 app.add_typer(sandbox_app, name="sandbox")
+webhooks_app = typer.Typer(help="The webhook receiver: SendGrid events and Shopify GDPR topics.")
+app.add_typer(webhooks_app, name="webhooks")
 console = Console()
 
 
@@ -186,6 +189,30 @@ def backfill(
     _finish(state, "Backfilled")
 
 
+@app.command()
+def transform(
+    full_refresh: Annotated[bool, typer.Option("--full-refresh", help="Rebuild incremental models.")] = False,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Rebuild as of a date, e.g. 2025-06-30.")] = None,
+) -> None:
+    """Build the warehouse with dbt, then run the quality gate (the `transform` flow)."""
+    from flows.transform import transform as transform_flow
+    from hearth.quality import latest_gate
+
+    with console.status("dbt build and quality gate…"):
+        state = transform_flow(full_refresh=full_refresh, as_of=as_of, return_state=True)
+    gate = latest_gate(Settings.from_env())
+    if state.is_completed():
+        counts = state.result()["dbt"]
+        console.print("dbt: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+        console.print(f"[bold green]Quality gate passed[/] (run {gate.run_id if gate else '?'}).")
+        console.print(f"Data Docs: {gate.docs_path if gate else '?'}")
+        return
+    console.print(f"[bold red]{state.name}:[/] {state.message}")
+    for line in gate.failures if gate and not gate.passed else []:
+        console.print(f"  • {line}", highlight=False)
+    raise typer.Exit(1)
+
+
 def _finish(state: Any, title: str) -> None:
     """Print the flow's summary; exit non-zero with its message when it failed."""
     if state.is_completed():
@@ -193,6 +220,28 @@ def _finish(state: Any, title: str) -> None:
         return
     console.print(f"[bold red]{state.name}:[/] {state.message}")
     raise typer.Exit(1)
+
+
+@webhooks_app.command("serve")
+def webhooks_serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on (behind a TLS proxy in production).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8710,
+) -> None:
+    """Serve POST /webhooks/sendgrid, POST /webhooks/shopify and GET /healthz until Ctrl-C."""
+    from flows.webhooks_app import serve
+
+    settings = Settings.from_env()
+    for name, value in (
+        ("SENDGRID_WEBHOOK_PUBLIC_KEY", settings.sendgrid.webhook_public_key),
+        ("SHOPIFY_WEBHOOK_SECRET", settings.shopify.webhook_secret),
+    ):
+        if not value:
+            console.print(f"[yellow]{name} is not set:[/] that endpoint answers 503 until it is.")
+    console.print(f"Webhooks on http://{host}:{port}/webhooks/{{sendgrid,shopify}} (data in {settings.data_dir})")
+    serve(settings, host=host, port=port)
+
+
+register_email_commands(app)
 
 
 def main() -> None:  # pragma: no cover - console-script entry

@@ -1,6 +1,6 @@
 """The webhook receiver: a small Starlette app over :class:`hearth.webhooks.WebhookProcessor`.
 
-Routes: ``POST /webhooks/sendgrid``, ``POST /webhooks/shopify``, ``GET /healthz``.
+Routes: ``POST /webhooks/sendgrid``, ``POST /webhooks/shopify``, ``GET|POST /unsubscribe``, ``GET /healthz``.
 The app only moves bytes: verification, landing and suppression live in
 ``hearth/webhooks.py``, which runs in Starlette's thread pool (blocking file and
 SQLite I/O).
@@ -22,7 +22,7 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from hearth.config import Settings
@@ -57,8 +57,18 @@ def create_app(processor: WebhookProcessor) -> Starlette:
             }
         )
 
+    async def unsubscribe(request: Request) -> Response:
+        token = request.query_params.get("token", "")
+        reply = await run_in_threadpool(processor.unsubscribe, token)
+        if request.method == "POST":  # List-Unsubscribe-Post one-click: mail clients read the status only
+            return JSONResponse(reply.body, status_code=reply.status)
+        text = ("You are unsubscribed and will get no more marketing email from us."
+                if reply.status == 200 else "This unsubscribe link is not valid.")  # fmt: skip
+        return HTMLResponse(f"<!doctype html><title>Unsubscribe</title><p>{text}</p>", status_code=reply.status)
+
     return Starlette(
         routes=[
+            Route("/unsubscribe", unsubscribe, methods=["GET", "POST"]),
             Route("/webhooks/sendgrid", endpoint(processor.sendgrid), methods=["POST"]),
             Route("/webhooks/shopify", endpoint(processor.shopify), methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),

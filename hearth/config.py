@@ -56,6 +56,7 @@ class ShopifySettings:
     api_url: str | None
     access_token: Secret | None = field(repr=False)
     api_version: str = SHOPIFY_API_VERSION
+    webhook_secret: Secret | None = field(default=None, repr=False)  # the app's HMAC key for webhooks
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,19 @@ class SendGridSettings:
 
 
 @dataclass(frozen=True)
+class ShopSettings:
+    """What emails say about the shop, and how sends are governed."""
+
+    name: str = "Hearth Demo Shop"
+    url: str = "https://hearth-demo.myshopify.com"
+    address: str = "1 Demo Street, Springfield, USA"  # CAN-SPAM: a postal address in every email
+    timezone: str = "America/New_York"  # for people whose own time zone is unknown
+    public_url: str = "http://127.0.0.1:8710"  # where `hearth webhooks serve` is reachable (unsubscribe links)
+    secret_key: Secret | None = field(default=None, repr=False)  # signs unsubscribe links
+    send_ceiling: int = 5000  # a run that would send more pauses for approval
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path
     ingest_start: datetime | None  # where a stream's first incremental run starts
@@ -91,6 +105,7 @@ class Settings:
     amazon: AmazonSettings
     facebook: FacebookSettings
     sendgrid: SendGridSettings
+    shop: ShopSettings = field(default_factory=ShopSettings)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, *, dotenv: bool = True) -> Settings:
@@ -111,6 +126,7 @@ class Settings:
                 api_url=_get(env, "SHOPIFY_API_URL"),
                 access_token=secret("SHOPIFY_ACCESS_TOKEN"),
                 api_version=_get(env, "SHOPIFY_API_VERSION", SHOPIFY_API_VERSION) or SHOPIFY_API_VERSION,
+                webhook_secret=secret("SHOPIFY_WEBHOOK_SECRET"),
             ),
             amazon=AmazonSettings(
                 sp_api_url=_get(env, "AMAZON_SP_API_URL"),
@@ -126,6 +142,15 @@ class Settings:
                 graph_url=_get(env, "FACEBOOK_GRAPH_URL"),
                 access_token=secret("FACEBOOK_ACCESS_TOKEN"),
                 ad_account_id=_get(env, "FACEBOOK_AD_ACCOUNT_ID"),
+            ),
+            shop=ShopSettings(
+                name=_get(env, "SHOP_NAME", ShopSettings.name) or ShopSettings.name,
+                url=_get(env, "SHOP_URL", ShopSettings.url) or ShopSettings.url,
+                address=_get(env, "SHOP_ADDRESS", ShopSettings.address) or ShopSettings.address,
+                timezone=_get(env, "SHOP_TIMEZONE", ShopSettings.timezone) or ShopSettings.timezone,
+                public_url=_get(env, "HEARTH_PUBLIC_URL", ShopSettings.public_url) or ShopSettings.public_url,
+                secret_key=secret("HEARTH_SECRET_KEY"),
+                send_ceiling=int(_get(env, "HEARTH_SEND_CEILING", "5000") or 5000),
             ),
             sendgrid=SendGridSettings(
                 api_host=_get(env, "SENDGRID_API_HOST"),

@@ -250,7 +250,10 @@ class Ledger:
         with self._write() as conn:
             for item, reason in skips:
                 key = key_of(item)
-                values = (key, item.customer_key, item.email, item.sequence, str(item.step), item.trigger_id, reason)
+                # A skip for a missing address still needs its row (email is NOT NULL, and
+                # INSERT OR IGNORE would silently drop a NULL).
+                email = item.email or ""
+                values = (key, item.customer_key, email, item.sequence, str(item.step), item.trigger_id, reason)
                 inserted = conn.execute(
                     "INSERT OR IGNORE INTO sends (send_key, customer_key, email, sequence, step, trigger_id,"
                     " status, reason, run_id, created_at, updated_at)"

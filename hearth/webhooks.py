@@ -61,6 +61,7 @@ from hearth.config import ConfigError, Settings
 from hearth.ledger import SEND_ID_ARG, Ledger
 from hearth.rawzone import RawZone, parse_timestamp
 from hearth.suppressions import Suppressions
+from hearth.unsubscribe import read_token
 
 log = logging.getLogger(__name__)
 
@@ -232,9 +233,11 @@ class WebhookProcessor:
         sendgrid_public_key: str | None = None,
         shopify_secret: str | None = None,
         reconcile: Reconcile | None = None,
+        unsubscribe_secret: str | None = None,
         clock: Callable[[], float] = time.time,
         max_skew: timedelta = MAX_SKEW,
     ) -> None:
+        self.unsubscribe_secret = unsubscribe_secret
         self.raw_zone = raw_zone
         self.suppressions = suppressions
         self.sendgrid_verifier = load_sendgrid_key(sendgrid_public_key) if sendgrid_public_key else None
@@ -254,7 +257,19 @@ class WebhookProcessor:
             shopify_secret=secret.reveal() if secret else None,
             # Events for keys the ledger does not know (mail sent outside it) are accepted unchanged.
             reconcile=Ledger(settings.state_path).reconcile,
+            unsubscribe_secret=settings.shop.secret_key.reveal() if settings.shop.secret_key else None,
         )
+
+    # -- one-click unsubscribe links (RFC 8058) ----------------------------------------------------
+    def unsubscribe(self, token: str) -> Reply:
+        """Suppress the address a signed link names, at once; forged links change nothing."""
+        if self.unsubscribe_secret is None:
+            return Reply(503, {"error": "HEARTH_SECRET_KEY is not configured"})
+        email = read_token(token, self.unsubscribe_secret)
+        if email is None:
+            return Reply(403, {"error": "this unsubscribe link is not valid"})
+        self.suppressions.suppress(email, "unsubscribe", source="unsubscribe_link")
+        return Reply(200, {"unsubscribed": True})
 
     # -- SendGrid ---------------------------------------------------------------------------------
     def sendgrid(self, body: bytes, headers: Mapping[str, str]) -> Reply:

@@ -26,6 +26,14 @@ DEMO_CUSTOMERS = 3000
 # The documented SP-API rate (0.0056 req/s) would make a demo take hours; the
 # sandbox keeps the burst of 20 and refills quickly. Real Amazon keeps its own.
 DEMO_AMAZON_RATE = 5.0
+# What a real shop configures about itself; the sandbox's stand-ins for it.
+DEMO_SHOP_ENV = {
+    "SHOP_NAME": "Hearth Demo Shop",
+    "SHOP_URL": "https://hearth-demo.myshopify.com",
+    "SENDGRID_FROM_EMAIL": "hello@hearth-demo.example",
+    "SENDGRID_FROM_NAME": "Hearth Demo Shop",
+    "HEARTH_SECRET_KEY": "sandbox-only-key-for-unsubscribe-links",
+}
 
 
 @dataclass
@@ -42,7 +50,7 @@ class SandboxSet:
         return (self.shopify, self.amazon, self.facebook, self.sendgrid)
 
     def env(self) -> dict[str, str]:
-        merged: dict[str, str] = {}
+        merged: dict[str, str] = dict(DEMO_SHOP_ENV)
         for server in self.servers:
             merged.update(server.env())  # type: ignore[attr-defined]
         return merged

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hearth.ledger import SEND_ID_ARG, Ledger, SendKey, send_key
+from hearth.ledger import SEND_ID_ARG, Ledger, SendKey, key_of, send_key
 
 T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
@@ -251,3 +251,10 @@ def test_rows_only_take_known_statuses(tmp_path: Path) -> None:
 def test_naive_times_are_refused(ledger: Ledger) -> None:
     with pytest.raises(ValueError, match="no timezone"):
         ledger.recent_sends(["c1"], since=datetime(2026, 1, 1))
+
+
+def test_a_skip_without_an_address_is_still_recorded(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "state.sqlite") as ledger:
+        nobody = SendKey("c-1", None, "winback", "reminder", "t-1")  # type: ignore[arg-type]
+        assert ledger.record_skips("run-1", [(nobody, "invalid_email")]) == 1
+        assert ledger.statuses([key_of(nobody)]) == {key_of(nobody): "skipped"}

@@ -368,3 +368,19 @@ def test_shopify_retries_land_under_one_id(processor: WebhookProcessor) -> None:
     assert processor.shopify(body, headers).status == 200
     deliveries = landed(processor.raw_zone.raw_dir, *SHOPIFY_WEBHOOKS)
     assert len(deliveries) == 2 and len({(r["id"], r["updated_at"]) for r in deliveries}) == 1
+
+
+def test_signed_unsubscribe_link_suppresses_and_forged_one_does_not(tmp_path: Path) -> None:
+    from hearth.rawzone import RawZone
+    from hearth.suppressions import Suppressions
+    from hearth.unsubscribe import make_token
+    from hearth.webhooks import WebhookProcessor
+
+    with Suppressions(tmp_path / "state.sqlite") as suppressions:
+        processor = WebhookProcessor(raw_zone=RawZone(tmp_path / "raw"), suppressions=suppressions,
+                                     unsubscribe_secret="s3cret")  # fmt: skip
+        assert processor.unsubscribe(make_token("Jane@Example.com ", "s3cret")).status == 200
+        assert suppressions.is_suppressed("jane@example.com")
+        forged = processor.unsubscribe(make_token("bob@example.com", "not-the-secret"))
+        assert forged.status == 403
+        assert not suppressions.is_suppressed("bob@example.com")

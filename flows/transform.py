@@ -1,0 +1,197 @@
+"""The `transform` flow: one ``dbt build`` over the raw zone, then the quality gate.
+
+dbt runs once per flow run (each invocation costs seconds before any model
+runs) through prefect-dbt's ``PrefectDbtRunner``, which turns every dbt node into
+a Prefect task, so models and tests show one by one in the UI. The gate runs
+after every build, failed or not: a failed build leaves the warehouse half-built
+or stale, so it is recorded as a failed gate and sends stay blocked until a build
+passes. Ingestion never looks at the gate.
+
+Analysts run the same project by hand: ``cd dbt_project && dbt build --profiles-dir .``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from dbt_common.events.base_types import EventLevel
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.settings import get_current_settings
+from prefect.states import Failed
+from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
+
+from hearth.config import Settings
+from hearth.quality import GateResult, run_gate
+from hearth.warehouse import dbt_project_dir
+
+FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
+_MESSAGE_CHARS = 300  # of a dbt error in a failure line; the full text is in the task's log
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+@dataclass
+class BuildOutcome:
+    """What one ``dbt build`` did: node counts by status and one line per failed node."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+def parse_as_of(value: str | None) -> str | None:
+    """Normalise ``--as-of``: a date stays ``YYYY-MM-DD``, a timestamp becomes ISO with an offset (UTC default).
+
+    Raises:
+        ValueError: not an ISO date or timestamp.
+    """
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            return date.fromisoformat(text).isoformat()
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"as_of={value!r} is not an ISO date or timestamp (e.g. 2025-06-30)") from exc
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).isoformat()
+
+
+def dbt_args(full_refresh: bool, as_of: str | None) -> list[str]:
+    """The arguments of the flow's one dbt invocation."""
+    args = ["build"]
+    if full_refresh:
+        args.append("--full-refresh")
+    if as_of:
+        args += ["--vars", json.dumps({"as_of": as_of})]
+    return args
+
+
+def _release_dbt_duckdb() -> None:
+    """Close the DuckDB connection dbt-duckdb keeps for the life of the process.
+
+    dbt runs inside this process, and while its connection is open nothing else here
+    can open the warehouse read-only (DuckDB refuses a second configuration of one file).
+    """
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:  # another adapter: nothing cached here
+        return
+    with DuckDBConnectionManager._LOCK:
+        if DuckDBConnectionManager._ENV is not None:
+            DuckDBConnectionManager._ENV.close()
+        DuckDBConnectionManager.close_all_connections()
+
+
+def _one_line(text: object, limit: int = _MESSAGE_CHARS) -> str:
+    """A dbt message as one plain line (dbt colours and indents its unit-test diffs)."""
+    plain = " ".join(_ANSI.sub("", str(text or "")).split())
+    return plain if len(plain) <= limit else plain[: limit - 1] + "…"
+
+
+def _outcome(result: Any) -> BuildOutcome:
+    nodes = getattr(getattr(result, "result", None), "results", None) or []
+    statuses = [(node, str(getattr(node.status, "value", node.status))) for node in nodes]
+    failures = [
+        f"dbt: {node.node.resource_type} {node.node.name} {status}: {_one_line(node.message)}"
+        for node, status in statuses
+        if status in FAILED_STATUSES
+    ]
+    if not getattr(result, "success", False) and not failures:
+        failures.append(
+            f"dbt: build did not succeed: {_one_line(getattr(result, 'exception', None) or 'see the flow log')}"
+        )
+    return BuildOutcome(counts=dict(Counter(status for _, status in statuses)), failures=failures)
+
+
+def _dbt_log_level() -> EventLevel:
+    """Prefect's log level in dbt's terms (prefect-dbt's own default breaks on WARNING: dbt calls it "warn")."""
+    level = str(get_current_settings().logging.level).lower()
+    return {"debug": EventLevel.DEBUG, "warning": EventLevel.WARN, "error": EventLevel.ERROR,
+            "critical": EventLevel.ERROR}.get(level, EventLevel.INFO)  # fmt: skip
+
+
+def run_dbt_build(project_dir: Path, args: list[str]) -> BuildOutcome:
+    """Invoke dbt once; a failed model or test is reported in the outcome, never raised or ignored."""
+    settings = PrefectDbtSettings(project_dir=project_dir, profiles_dir=project_dir, log_level=_dbt_log_level())
+    runner = PrefectDbtRunner(settings=settings, raise_on_failure=False)
+    try:
+        result = runner.invoke(args)
+    except Exception as exc:  # the runner raises for errors before any node ran (parse, profile, lock)
+        return BuildOutcome(failures=[f"dbt: {' '.join(args)} could not run: {_one_line(exc, 2 * _MESSAGE_CHARS)}"])
+    finally:
+        _release_dbt_duckdb()
+    return _outcome(result)
+
+
+@task(name="quality-gate", cache_policy=NO_CACHE)
+def quality_gate(upstream_failures: list[str]) -> GateResult:
+    """Run the GX checkpoint on the raw zone and the marts; record the verdict in state.sqlite."""
+    result = run_gate(Settings.from_env(), upstream_failures=upstream_failures)
+    logger = get_run_logger()
+    for line in result.failures:
+        logger.error(line)
+    logger.info(result.summary())
+    return result
+
+
+def _markdown(args: list[str], build: BuildOutcome, gate: GateResult) -> str:
+    rows = "\n".join(f"| {status} | {count} |" for status, count in sorted(build.counts.items())) or "| — | 0 |"
+    failures = "\n".join(f"- {line}" for line in gate.failures) or "- none"
+    verdict = "**passed**" if gate.passed else "**failed — sends are blocked until a build passes**"
+    return (
+        f"## dbt {' '.join(args)}\n\n| status | nodes |\n|---|---|\n{rows}\n\n"
+        f"## Quality gate {verdict}\n\nRun `{gate.run_id}` at {gate.checked_at.isoformat()}; "
+        f"Data Docs: `{gate.docs_path}`\n\n{failures}\n"
+    )
+
+
+@flow(name="transform", log_prints=True)
+def transform(full_refresh: bool = False, as_of: str | None = None) -> dict[str, Any]:
+    """Build the warehouse with dbt (staging → marts → triggers), then run the quality gate.
+
+    Args:
+        full_refresh: rebuild incremental models from the whole raw zone.
+        as_of: rebuild RFM, lifecycle and triggers as of a past date or instant (a backfill).
+
+    Returns:
+        dbt node counts and the gate verdict; the run ends Failed when a model or test
+        failed or the gate failed.
+    """
+    logger = get_run_logger()
+    settings = Settings.from_env()
+    args = dbt_args(full_refresh, parse_as_of(as_of))
+    # dbt runs in this process and its profile reads the data dir from the environment.
+    os.environ["HEARTH_DATA_DIR"] = str(settings.data_dir)
+    project_dir = dbt_project_dir()
+    logger.info("dbt %s in %s over %s", " ".join(args), project_dir, settings.data_dir)
+
+    build = run_dbt_build(project_dir, args)
+    gate = quality_gate(build.failures)
+    create_markdown_artifact(key="transform-summary", markdown=_markdown(args, build, gate), description="dbt and gate")
+    summary = {
+        "dbt": build.counts,
+        "gate": {
+            "passed": gate.passed,
+            "run_id": gate.run_id,
+            "failures": gate.failures,
+            "docs_path": str(gate.docs_path),
+            "row_counts": gate.row_counts,
+        },
+    }
+    if not build.passed:
+        return Failed(message=f"dbt build failed; {gate.summary()}")  # type: ignore[return-value]
+    if not gate.passed:
+        return Failed(message=gate.summary())  # type: ignore[return-value]
+    return summary

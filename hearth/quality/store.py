@@ -1,0 +1,105 @@
+"""Gate results in ``state.sqlite`` (table ``quality_runs``): the verdict sends obey.
+
+The row counts of each run are kept with it, so the next gate can tell a mart
+that collapsed from one that merely changed. Only passed runs serve as that
+baseline: comparing against a broken build would accept the breakage.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from hearth.state import connect, migrate, transaction
+
+COMPONENT = "quality"
+# Append new versions, never edit applied ones (see hearth.state.migrate).
+QUALITY_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE quality_runs (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id TEXT NOT NULL UNIQUE,
+            checked_at TEXT NOT NULL,
+            passed INTEGER NOT NULL,
+            failures TEXT NOT NULL,
+            docs_path TEXT NOT NULL,
+            row_counts TEXT NOT NULL
+        )""",
+        "CREATE INDEX quality_runs_passed ON quality_runs (passed, seq)",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The verdict of one quality gate run.
+
+    Attributes:
+        passed: True when every check passed; sends refuse to run otherwise.
+        failures: one human-readable line per failed check: suite, expectation, observed value.
+        docs_path: the Data Docs ``index.html`` of the run.
+        run_id: unique id of the run (also the GX run name in Data Docs).
+        checked_at: the ``now`` the checks were made against (UTC).
+        row_counts: rows per mart seen by this run (the baseline for the next one when passed).
+    """
+
+    passed: bool
+    failures: list[str]
+    docs_path: Path
+    run_id: str
+    checked_at: datetime
+    row_counts: dict[str, int] = field(default_factory=dict)
+
+    def summary(self, limit: int = 3) -> str:
+        """One line for logs, flow states and the CLI."""
+        if self.passed:
+            return f"quality gate passed (run {self.run_id}); Data Docs: {self.docs_path}"
+        shown = "; ".join(self.failures[:limit]) + (
+            f"; … {len(self.failures) - limit} more" if len(self.failures) > limit else ""
+        )
+        return f"quality gate failed: {shown} — sends are blocked until a build passes; see {self.docs_path}"
+
+
+def open_store(state_path: Path) -> sqlite3.Connection:
+    """Connect to ``state.sqlite`` with the ``quality_runs`` table in place."""
+    conn = connect(state_path)
+    migrate(conn, COMPONENT, QUALITY_MIGRATIONS)
+    return conn
+
+
+def record(conn: sqlite3.Connection, result: GateResult) -> None:
+    """Store a gate result (it becomes the latest one)."""
+    with transaction(conn):
+        conn.execute(
+            "INSERT INTO quality_runs (run_id, checked_at, passed, failures, docs_path, row_counts)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                result.run_id,
+                result.checked_at.isoformat(),
+                int(result.passed),
+                json.dumps(result.failures),
+                str(result.docs_path),
+                json.dumps(result.row_counts, sort_keys=True),
+            ),
+        )
+
+
+def _from_row(row: sqlite3.Row) -> GateResult:
+    return GateResult(
+        passed=bool(row["passed"]),
+        failures=list(json.loads(row["failures"])),
+        docs_path=Path(row["docs_path"]),
+        run_id=row["run_id"],
+        checked_at=datetime.fromisoformat(row["checked_at"]),
+        row_counts={k: int(v) for k, v in json.loads(row["row_counts"]).items()},
+    )
+
+
+def latest(conn: sqlite3.Connection, *, passed_only: bool = False) -> GateResult | None:
+    """The most recently recorded gate result (or the latest passed one)."""
+    where = " WHERE passed = 1" if passed_only else ""
+    row = conn.execute(f"SELECT * FROM quality_runs{where} ORDER BY seq DESC LIMIT 1").fetchone()
+    return _from_row(row) if row else None
