@@ -25,5 +25,13 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+## Scale benchmarks (see bench/README.md); the large shop is generated once, cached in bench/out/.
+bench: $(STAMP)
+	$(PY) -m bench.run --size full
+
+## The same measurements on a ~2,000-customer shop, in well under a minute.
+bench-quick: $(STAMP)
+	$(PY) -m bench.run --size quick
+
 clean:
 	rm -rf data .pytest_cache

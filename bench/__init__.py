@@ -1,0 +1,1 @@
+"""Scale benchmarks: `python -m bench.run --size quick|full` (see bench/README.md)."""
