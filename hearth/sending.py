@@ -101,7 +101,7 @@ def _matches(step: Step, row: dict[str, Any]) -> bool:
 def load_candidates(conn: duckdb.DuckDBPyConnection, sequence: Sequence, *, now: datetime) -> list[Candidate]:
     """Every (trigger row, step) of ``sequence`` that is due by ``now``."""
     rows = (
-        conn.execute(
+        conn.sql(
             f"""
         select t.*, c.email_consent, c.channels
         from {sequence.trigger_table} as t
@@ -143,7 +143,7 @@ def ordered_since_trigger(conn: duckdb.DuckDBPyConnection, sequence: Sequence) -
     """(customer, trigger) pairs with an order after the trigger — re-checked at send time."""
     if "ordered_since_trigger" not in sequence.exit_when:
         return set()
-    rows = conn.execute(
+    rows = conn.sql(
         f"""
         select distinct t.customer_key, cast(t.trigger_id as varchar)
         from {sequence.trigger_table} as t
