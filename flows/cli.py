@@ -241,6 +241,23 @@ def webhooks_serve(
     serve(settings, host=host, port=port)
 
 
+@app.command()
+def run(
+    sources: SourcesOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide the sends but send nothing.")] = False,
+) -> None:
+    """Run the daily pipeline once: ingest → transform + gate → the three sequences."""
+    from flows.pipeline import pipeline
+
+    state = _run_with_progress("pipeline", lambda: pipeline(sources=_sources(sources), dry_run=dry_run,
+                                                            return_state=True))  # fmt: skip
+    if not state.is_completed():
+        console.print(f"[bold red]{state.name}:[/] {state.message}")
+        raise typer.Exit(1)
+    for row in state.result()["sequences"]:
+        console.print(row)
+
+
 register_email_commands(app)
 
 
