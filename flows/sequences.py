@@ -23,6 +23,7 @@ from prefect.input import RunInput
 from connectors.sendgrid import SendGridClient, SendGridSettings, push_templates
 from hearth.config import ConfigError, Settings
 from hearth.ledger import Ledger
+from hearth.ledger_export import export_ledger
 from hearth.quality import latest_gate
 from hearth.sending import RunSummary, ShopContext, new_run_id, plan, send_planned
 from hearth.sequences import load_sequences
@@ -57,7 +58,8 @@ def _check_fit_to_send(settings: Settings, conn: Any) -> None:
             + "; ".join(gate.failures[:5])
             + f" (Data Docs: {gate.docs_path})"
         )
-    (as_of,) = conn.execute("select max(as_of) from customer_rfm").fetchone()
+    # fetchall, not fetchone: DuckDB 2 keeps a half-read result open and refuses the plan's next query.
+    [(as_of,)] = conn.execute("select max(as_of) from customer_rfm").fetchall()
     if as_of is not None and (as_of.date() if isinstance(as_of, datetime) else as_of) < datetime.now(UTC).date():
         raise SendRefused(f"the warehouse was built as of {as_of} (a backfill); sequences only send for today")
 
@@ -135,6 +137,7 @@ def send(sequence: str, dry_run: bool = False, approve: bool = False) -> dict[st
         ledger.record_skips(run_id, skips)
         send_planned(to_send, ledger=ledger, client=client, template_ids=template_ids, run_id=run_id,
                      summary=summary)  # fmt: skip
+    export_ledger(settings)  # sequence_performance reads the ledger from the raw zone
     logger.info("%s: %d sent, %d failed, %d unknown in %d requests; skipped %s; deferred %s",
                 sequence, summary.sent, summary.failed, summary.unknown, summary.requests,
                 summary.skipped, summary.deferred)  # fmt: skip
