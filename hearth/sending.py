@@ -223,12 +223,20 @@ def plan(
     shop: ShopContext,
     cap_hours: float = 16,
     shop_timezone: str = "UTC",
+    dead_runs: Iterable[str] = (),
 ) -> tuple[list[Planned], list[tuple[Candidate, str]], RunSummary]:
-    """Decide every due candidate: (to send, to skip with reason, summary with the deferrals)."""
+    """Decide every due candidate: (to send, to skip with reason, summary with the deferrals).
+
+    First turns the ``sending`` rows of dead runs (named in ``dead_runs``, or past the ledger's
+    lease) into ``unknown``: they may have reached SendGrid and are never resent.
+    """
     summary = RunSummary(sequence.name, dry_run=False)
+    ledger.recover(dead_runs=dead_runs)
     candidates = load_candidates(conn, sequence, now=now)
     known = ledger.statuses(key_of(c) for c in candidates)
-    fresh = [c for c in candidates if key_of(c) not in known]
+    # A `reserved` key was never handed to SendGrid: it stays a candidate, and `reserve` claims it
+    # again only once its run's lease is over (a crashed run must not strand it forever).
+    fresh = [c for c in candidates if known.get(key_of(c), "reserved") == "reserved"]
     summary.considered = len(fresh)
     emails = [c.email for c in fresh if c.email]
     decisions = decide(
@@ -251,6 +259,7 @@ def plan(
                 data = template_data(candidate, sequence.step(str(candidate.step)), shop)
             except TemplateError as exc:  # one person's bad data must not stop the others
                 skips.append((candidate, f"template_error: {exc}"))
+                summary.rows.append(_row(candidate, Decision("skip", f"template_error: {exc}")))
                 continue
             to_send.append(Planned(candidate, data))
         summary.rows.append(_row(candidate, decision))

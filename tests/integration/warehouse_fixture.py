@@ -1,0 +1,105 @@
+"""A small demo warehouse, built once and copied into each test that needs a fresh ledger.
+
+:func:`build_warehouse` generates a demo shop, ingests it through the four sandboxes
+(plain connectors, no Prefect), runs ``dbt build`` once as of a fixed instant and
+records a quality gate. The result is cached in the directory given (a completed build
+leaves a marker naming its parameters), so a module- or session-scoped fixture pays for
+it once; :func:`fresh_data_dir` copies the warehouse and ``state.sqlite`` into a test's
+own data dir.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from flows.sources import SOURCES, streams_for
+from hearth.config import Settings
+from hearth.extract import extract_incremental
+from hearth.quality import run_gate
+from hearth.rawzone import RawZone
+from hearth.state import StateStore
+from sandbox.generator import generate_shop
+from sandbox.run import DEMO_SHOP_ENV, start_sandboxes
+
+REPO = Path(__file__).resolve().parents[2]
+MARKER = "warehouse_built.json"
+
+
+def _settings(data_dir: Path, extra: dict[str, str]) -> Settings:
+    return Settings.from_env({**extra, "HEARTH_DATA_DIR": str(data_dir)}, dotenv=False)
+
+
+def _ingest(data_dir: Path) -> None:
+    """Land the whole demo shop in the raw zone through the real connectors."""
+    sandboxes = start_sandboxes(data_dir, port_base=0, amazon_rate=1000.0)
+    try:
+        settings = _settings(data_dir, sandboxes.env())
+        zone = RawZone(settings.raw_dir)
+        # The wall clock, not the shop's NOW: the extraction window must cover every record.
+        now = datetime.now(UTC)
+        with StateStore(settings.state_path) as state:
+            for source in SOURCES:
+                for stream in streams_for(source, settings):
+                    extract_incremental(stream, zone, state, now=now, initial_start=settings.history_start)
+    finally:
+        sandboxes.stop()
+
+
+def _dbt_build(data_dir: Path, as_of: datetime) -> None:
+    dbt = Path(sys.executable).parent / "dbt"
+    env = {**os.environ, "HEARTH_DATA_DIR": str(data_dir)}
+    env.pop("HEARTH_DBT_PROJECT_DIR", None)
+    done = subprocess.run(
+        [str(dbt), "build", "--profiles-dir", ".", "--vars", json.dumps({"as_of": as_of.isoformat()})],
+        cwd=REPO / "dbt_project",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"dbt build failed ({done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}")
+
+
+def build_warehouse(cache_dir: Path, *, now: datetime, seed: int = 7, customers: int = 300) -> Path:
+    """Build (or reuse) a demo data dir in ``cache_dir``: shop, raw zone, warehouse and a passed gate.
+
+    Args:
+        cache_dir: where the data dir lives; a finished build with the same parameters is reused.
+        now: the shop's "now" and the dbt ``as_of`` (a fixed instant keeps the build deterministic).
+        seed, customers: the demo-shop generator's parameters.
+
+    Returns:
+        The data dir (``HEARTH_DATA_DIR``) holding ``warehouse.duckdb`` and ``state.sqlite``.
+
+    Raises:
+        RuntimeError: dbt failed, or the quality gate did not pass on the fresh build.
+    """
+    params = {"now": now.isoformat(), "seed": seed, "customers": customers}
+    marker = cache_dir / MARKER
+    if marker.is_file() and json.loads(marker.read_text()) == params:
+        return cache_dir
+    shutil.rmtree(cache_dir, ignore_errors=True)
+    cache_dir.mkdir(parents=True)
+    generate_shop(cache_dir / "sandbox" / "shop", seed=seed, customers=customers, now=now)
+    _ingest(cache_dir)
+    _dbt_build(cache_dir, now)
+    gate = run_gate(_settings(cache_dir, dict(DEMO_SHOP_ENV)), now=now)
+    if not gate.passed:
+        raise RuntimeError(f"the quality gate failed on the demo warehouse: {gate.failures[:5]}")
+    marker.write_text(json.dumps(params))
+    return cache_dir
+
+
+def fresh_data_dir(built: Path, target: Path) -> Path:
+    """Copy the warehouse and ``state.sqlite`` (cursors, gate; no sends yet) into ``target``."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("warehouse.duckdb", "state.sqlite"):
+        shutil.copy2(built / name, target / name)
+    return target
