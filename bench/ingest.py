@@ -79,16 +79,18 @@ class CostSetup:
     window: Window
 
 
-def _shopify_setup(ctx: Context) -> CostSetup:
+def _shopify_setup(ctx: Context, *, bulk: bool = False) -> CostSetup:
+    """Paged orders over the size's window, or (``bulk``) one bulk operation over all history."""
     server = ShopifySandbox(ctx.shop, rate_limit=False)
+    threshold = 0.0 if bulk else FORCE_PAGING_DAYS
 
     def make(env: dict[str, str], session: requests.Session, sleep: SleepFn) -> Stream:
-        settings = ShopifySettings.from_env(env, bulk_threshold_days=FORCE_PAGING_DAYS, bulk_poll_interval=0.01)
+        settings = ShopifySettings.from_env(env, bulk_threshold_days=threshold, bulk_poll_interval=0.01)
         client = ShopifyClient(settings, session=session, sleep=sleep)
         # The bulk runner fetches results on its own session: give it the recorded one.
         return ShopifyStream(client, SPECS["orders"], bulk=BulkRunner(client, session=session))
 
-    return CostSetup(server, make, window_of(ctx, "ingest.shopify_days"))
+    return CostSetup(server, make, window_of(ctx, None if bulk else "ingest.shopify_days"))
 
 
 def _amazon_setup(ctx: Context) -> CostSetup:
@@ -216,6 +218,12 @@ def connector_cost(ctx: Context, name: str, setup: CostSetup) -> StageResult:
 def shopify_cost(ctx: Context) -> StageResult:
     """Shopify orders through the paged GraphQL path."""
     return connector_cost(ctx, "shopify orders (paged)", _shopify_setup(ctx))
+
+
+@stage("ingest.shopify_bulk_cost")
+def shopify_bulk_cost(ctx: Context) -> StageResult:
+    """Shopify orders through one bulk operation over all history (backfills and first runs)."""
+    return connector_cost(ctx, "shopify orders (bulk)", _shopify_setup(ctx, bulk=True))
 
 
 @stage("ingest.amazon_cost")

@@ -18,6 +18,7 @@ This module imports nothing of Hearth's (see DESIGN.md): it knows HTTP, not flow
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -33,6 +34,7 @@ from connectors._classify import (
     _try_json,
     classify,
     facebook_usage,
+    loads_json,
     wait_hint,
 )
 from connectors._errors import (
@@ -72,6 +74,7 @@ __all__ = [
     "classify",
     "facebook_usage",
     "install_redaction",
+    "loads_json",
     "redact",
     "register_secrets",
     "wait_hint",
@@ -121,6 +124,17 @@ class HttpClient:
         self.base_url = base_url.rstrip("/")
         self.session = session or requests.Session()
         self.session.headers.update(headers or {})
+        # With trust_env, requests re-reads the proxy variables and ~/.netrc on every request
+        # (a quarter of a request's cost). Read the environment once per client instead:
+        # proxies per host (see proxies_for), the CA bundle here; .netrc is never consulted,
+        # as every connector authenticates by header.
+        self.trust_env: bool = getattr(self.session, "trust_env", False)
+        if self.trust_env:
+            self.session.trust_env = False
+        self.verify: str | None = None  # None: the session's own setting
+        if self.trust_env:
+            self.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
+        self._proxies: dict[str, dict[str, str]] = {}
         self.secrets: set[str] = set()
         self.add_secrets(secrets)
         self.timeout, self.max_attempts, self.pacer = timeout, max_attempts, pacer
@@ -134,6 +148,17 @@ class HttpClient:
         fresh = {str(s) for s in secrets if s}
         self.secrets |= fresh
         register_secrets(fresh)
+
+    def proxies_for(self, url: str) -> dict[str, str]:
+        """The environment's proxies for ``url`` (HTTP(S)_PROXY, NO_PROXY), read once per scheme and host."""
+        if not self.trust_env:
+            return {}
+        scheme, _, rest = url.partition("://")
+        key = f"{scheme}://{rest.split('/', 1)[0]}"
+        proxies = self._proxies.get(key)
+        if proxies is None:
+            proxies = self._proxies[key] = requests.utils.get_environ_proxies(url)
+        return proxies
 
     def url_for(self, path_or_url: str) -> str:
         if path_or_url.startswith(("http://", "https://")):
@@ -249,7 +274,15 @@ class HttpClient:
             malformed = None
             try:
                 response = self.session.request(
-                    method, url, params=params, json=json, data=data, headers=headers, timeout=self.timeout
+                    method,
+                    url,
+                    params=params,
+                    json=json,
+                    data=data,
+                    headers=headers,
+                    timeout=self.timeout,
+                    proxies=self.proxies_for(url),
+                    verify=self.verify,
                 )
             except requests.RequestException as exc:
                 verdict = classify(None, exc)
@@ -294,7 +327,7 @@ def _parse(response: requests.Response, expect: type | tuple[type, ...] | None) 
     if expect is None:
         return _try_json(response), None
     try:
-        body = response.json()
+        body = loads_json(response.content, response.json)
     except ValueError as exc:
         return None, f"not valid JSON ({exc})"
     if not isinstance(body, expect):

@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from connectors._http import HttpError, MalformedResponse, install_redaction
+from connectors._http import HttpError, MalformedResponse, install_redaction, loads_json
 from connectors.shopify.client import ShopifyClient
 from connectors.shopify.queries import BULK_POLL, BULK_RUN
 
@@ -143,7 +143,7 @@ def _running_operation(problems: list[dict[str, Any]]) -> str | None:
 
 def _parse_line(raw: bytes, url: str) -> dict[str, Any]:
     try:
-        line = json.loads(raw)
+        line = loads_json(raw, lambda: json.loads(raw))
     except ValueError:
         line = None
     if not isinstance(line, dict):

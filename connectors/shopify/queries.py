@@ -263,6 +263,29 @@ def _cost(selection_set: SelectionSetNode | None, variables: Mapping[str, Any]) 
     return total
 
 
+def connection_paths(spec: StreamSpec) -> tuple[tuple[str, ...], ...]:
+    """Where a node of ``spec`` holds nested connections, e.g. ``("refunds", "refundLineItems")``.
+
+    A path is a chain of fields from the node down to a connection (lists fan out on
+    the way); :func:`connectors.shopify.streams.fills_a_connection` follows these
+    instead of walking every value of every record.
+    """
+    document = parse(f"{{ node {{ {node_selection(spec, 1)} }} }}")
+    operation = next(d for d in document.definitions if isinstance(d, OperationDefinitionNode))
+    paths: list[tuple[str, ...]] = []
+
+    def visit(selection_set: SelectionSetNode | None, path: tuple[str, ...]) -> None:
+        for node in _fields(selection_set):
+            name = (node.alias or node.name).value
+            if _first(node, {}) is not None:
+                paths.append((*path, name))
+            elif node.selection_set is not None:
+                visit(node.selection_set, (*path, name))
+
+    visit(_fields(operation.selection_set)[0].selection_set, ())
+    return tuple(paths)
+
+
 def fitting_page_size(document: str, wanted: int) -> int:
     """The largest ``$first`` up to ``wanted`` that keeps ``document`` under :data:`MAX_QUERY_COST`."""
     fixed = estimate_cost(document, {"first": 0})

