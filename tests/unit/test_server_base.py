@@ -33,33 +33,28 @@ def test_fault_knobs_are_validated() -> None:
     assert Faults.from_spec("error_rate=0.1,seed=7").seed == 7
 
 
+def outcomes(server: Echo, requests_count: int = 40) -> list[object]:
+    """What a client sees for each request: "ok", "malformed" or the HTTP status."""
+    seen: list[object] = []
+    for _ in range(requests_count):
+        r = requests.get(f"{server.url}/x?q=1", timeout=5)
+        if r.status_code != 200:
+            seen.append(r.status_code)
+            continue
+        try:
+            r.json()
+            seen.append("ok")
+        except ValueError:
+            seen.append("malformed")
+    return seen
+
+
 def test_server_answers_and_injects_faults_deterministically() -> None:
     with Echo(faults=Faults(error_rate=0.3, malformed_rate=0.2, seed=11)) as server:
-        statuses = []
-        for _ in range(40):
-            r = requests.get(f"{server.url}/x?q=1", timeout=5)
-            if r.status_code == 200:
-                try:
-                    r.json()
-                    statuses.append("ok")
-                except ValueError:
-                    statuses.append("malformed")
-            else:
-                statuses.append(r.status_code)
+        statuses = outcomes(server)
         injected = dict(server.faults_injected)
-    # replay the same seed: the same requests fail
     with Echo(faults=Faults(error_rate=0.3, malformed_rate=0.2, seed=11)) as server:
-        again = []
-        for _ in range(40):
-            r = requests.get(f"{server.url}/x?q=1", timeout=5)
-            if r.status_code == 200:
-                try:
-                    r.json()
-                    again.append("ok")
-                except ValueError:
-                    again.append("malformed")
-            else:
-                again.append(r.status_code)
+        again = outcomes(server)  # replay the same seed: the same requests fail
     assert statuses == again
     assert injected["error"] == statuses.count(503) > 0
     assert injected["malformed"] == statuses.count("malformed") > 0
