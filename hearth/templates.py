@@ -130,7 +130,8 @@ def load_manifest(directory: Path = TEMPLATES_DIR) -> Manifest:
         TemplateError: a file is missing, a partial unknown, a helper outside SendGrid's
             subset, or a template uses a key its manifest entry does not declare.
     """
-    return _load(Path(directory).resolve())
+    # TEMPLATES_DIR is resolved already: skip the per-call realpath (syscalls) on the hot path.
+    return _load(TEMPLATES_DIR if directory == TEMPLATES_DIR else Path(directory).resolve())
 
 
 @functools.cache
@@ -285,8 +286,14 @@ def with_utm(url: str, sequence: str, step: str) -> str:
     """``url`` with Hearth's UTM tags, replacing any ``utm_*`` already there; the rest stays byte for byte."""
     parts = urlsplit(url)
     kept = [p for p in parts.query.split("&") if p and not p.split("=", 1)[0].startswith("utm_")]
+    return urlunsplit(parts._replace(query="&".join([*kept, _utm_query(sequence, step)])))
+
+
+@functools.lru_cache(maxsize=256)
+def _utm_query(sequence: str, step: str) -> str:
+    """The encoded UTM tags of a step: the same for every link of every person, so encoded once."""
     utm = {"utm_source": UTM_SOURCE, "utm_medium": UTM_MEDIUM, "utm_campaign": sequence, "utm_content": step}
-    return urlunsplit(parts._replace(query="&".join([*kept, urlencode(utm)])))
+    return urlencode(utm)
 
 
 def dynamic_template_data(
@@ -361,6 +368,8 @@ def _whole(value: Any) -> Any:
 
 def _jsonable(value: Any) -> Any:
     """What SendGrid's JSON can carry: Decimal → string with its digits, dates → ISO, tuples → lists."""
+    if value is None or isinstance(value, str | int | float):  # most values: skip the ABC checks below
+        return value
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
