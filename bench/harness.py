@@ -38,7 +38,7 @@ OUT_DIR = BENCH_DIR / "out"  # gitignored: generated shops and scratch space
 RESULTS_PATH = BENCH_DIR / "results.json"
 README_PATH = BENCH_DIR / "README.md"
 # Modules whose import registers stages; a new stage module is one more entry here.
-STAGE_MODULES = ("bench.ingest", "bench.ingest_limits")
+STAGE_MODULES = ("bench.ingest", "bench.ingest_limits", "bench.sequences", "bench.orchestration", "bench.warehouse")
 
 
 # -- what a run measures -------------------------------------------------------------

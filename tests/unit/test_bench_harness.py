@@ -139,3 +139,25 @@ def test_replay_answers_the_recorded_exchange_and_refuses_any_other() -> None:
     assert adapter.remaining == 1
     with pytest.raises(ReplayMismatch, match="not deterministic"):
         session.get("http://127.0.0.1:9/b")
+
+
+def test_the_hand_written_rfm_engines_agree_on_ties_nulls_and_cancellations(tmp_path: Path) -> None:
+    import duckdb
+
+    from bench.warehouse import SPLIT, check_agreement, duckdb_rfm, pandas_rfm, polars_rfm
+
+    parquet, as_of = tmp_path / "orders.parquet", datetime.fromisoformat("2026-11-01T00:00:00+00:00")
+    conn = duckdb.connect()
+    # 400 orders of 60 customers (one without a key), few distinct amounts and days: many ties.
+    conn.execute(f"""
+        copy (select if(i % 61 = 0, null, 'c' || (i % 60)) as customer_key,
+                     timestamptz '2026-11-01 00:00:00+00' - to_hours(i * 37 % 2000) as ordered_at,
+                     cast((i % 7) * 12.5 + 0.01 as decimal(18, 2)) as net_revenue, i % 13 = 0 as is_cancelled
+              from range(-3, 400) t(i)) to '{parquet}' (format parquet)""")
+    results = {"dbt model": duckdb_rfm(conn, f"read_parquet('{parquet}')", as_of, SPLIT),
+               "pandas": pandas_rfm(parquet, as_of, SPLIT), "polars": polars_rfm(parquet, as_of, SPLIT)}  # fmt: skip
+    assert check_agreement(results) == {"dbt model": 0, "pandas": 0, "polars": 0}
+    model = results["dbt model"]
+    assert model.num_rows == 60  # orders after as_of, cancelled ones and the keyless are left out
+    assert set(model.column("r_score").to_pylist()) == {1, 2, 3, 4, 5}
+    assert set(model.column("rfm_code").to_pylist()) <= {f"{r}{f}{m}" for r in "01" for f in "01" for m in "01"}

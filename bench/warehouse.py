@@ -1,0 +1,467 @@
+"""Warehouse stages: the dbt build, full and incremental, and RFM against hand-written engines.
+
+``warehouse.dbt_full`` builds the warehouse from scratch (``dbt build --full-refresh``)
+over a raw zone produced by the real ingestion: the sandboxes serve the bench shop and
+every stream of :func:`flows.sources.streams_for` runs ``extract_incremental`` once (a
+first run, so Shopify takes its bulk-operation path). That raw zone is produced once per
+shop and cached under ``bench/out/rawzones/<shop key>/``; each stage gets hard links to
+its files, so a stage may add files without touching the cache.
+
+``warehouse.dbt_incremental`` adds one raw file of new and updated orders (~1 % of the
+shop's Shopify orders) after a full build and runs ``dbt build`` incrementally.
+
+``warehouse.rfm`` times the ``customer_rfm`` model's compiled SQL inside DuckDB against
+the built warehouse, then the same scores as ONE hand-written DuckDB query, as pandas
+and as Polars (lazy), and checks that all of them give every customer the same codes.
+
+dbt always runs as a child process (``.venv/bin/dbt``): its peak RSS is read from
+``wait4``, apart from the stage's own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+
+from bench.harness import OUT_DIR, Context, Metric, StageResult, stage
+
+REPO = Path(__file__).resolve().parents[1]
+DBT_PROJECT = REPO / "dbt_project"
+DBT = Path(sys.executable).parent / "dbt"
+RAWZONE_MARKER = "rawzone.json"
+TARGET_FULL_RSS_MB = 4096.0
+TARGET_INCREMENTAL_RATIO = 0.15
+TARGET_RFM_VS_HAND = 1.3
+TARGET_PANDAS_SPEEDUP = 2.5
+TARGET_VS_POLARS = 1.5
+# The project's var rfm_split_quantile (dbt_project.yml): the hand-written engines use the same.
+SPLIT = 0.5
+RFM_COLUMNS = "customer_key, recency_days, frequency, monetary, r_score, f_score, m_score, rfm_code"
+
+
+# -- the raw zone ---------------------------------------------------------------------
+
+
+def _ingest(shop: Path, data_dir: Path, sandbox_dir: Path) -> dict[str, int]:
+    """Land the whole shop in ``data_dir/raw`` through the sandboxes and the real connectors."""
+    from flows.sources import SOURCES, streams_for
+    from hearth.config import Settings
+    from hearth.extract import extract_incremental
+    from hearth.rawzone import RawZone
+    from hearth.state import StateStore
+    from sandbox.run import start_sandboxes
+
+    (sandbox_dir / "sandbox").mkdir(parents=True, exist_ok=True)
+    (sandbox_dir / "sandbox" / "shop").symlink_to(shop.resolve(), target_is_directory=True)
+    sandboxes = start_sandboxes(sandbox_dir, port_base=0, amazon_rate=1000.0)
+    rows: dict[str, int] = {}
+    try:
+        settings = Settings.from_env({**sandboxes.env(), "HEARTH_DATA_DIR": str(data_dir)}, dotenv=False)
+        # The wall clock, not the shop's "now": the first window must cover every record.
+        now = datetime.now(UTC)
+        with StateStore(settings.state_path) as state:
+            for source in SOURCES:
+                for stream in streams_for(source, settings):
+                    result = extract_incremental(
+                        stream, RawZone(settings.raw_dir), state, now=now, initial_start=settings.history_start
+                    )
+                    rows[f"{source}.{stream.name}"] = result.rows
+    finally:
+        sandboxes.stop()
+    return rows
+
+
+def ensure_raw_zone(ctx: Context) -> tuple[Path, dict[str, Any]]:
+    """The shop's raw zone (cached under ``bench/out/rawzones``); ingests it first if missing."""
+    cache = OUT_DIR / "rawzones" / ctx.size.shop_key
+    marker = cache / RAWZONE_MARKER
+    if marker.is_file():
+        return cache, {**json.loads(marker.read_text()), "cached": True}
+    temp = cache.with_name(f".tmp-{cache.name}-{os.getpid()}")
+    shutil.rmtree(temp, ignore_errors=True)
+    ctx.log(f"ingesting the shop through the sandboxes into {cache} (once per shop) …")
+    started = time.perf_counter()
+    rows = _ingest(ctx.shop, temp, ctx.work_dir / "sandboxes")
+    info = {"ingest_seconds": round(time.perf_counter() - started, 1), "records": rows}
+    (temp / RAWZONE_MARKER).write_text(json.dumps(info, indent=1))
+    temp.rename(cache)
+    ctx.log(f"ingested {sum(rows.values()):,} records in {info['ingest_seconds']} s")
+    return cache, {**info, "cached": False}
+
+
+def link_raw_zone(cache: Path, data_dir: Path) -> Path:
+    """A data dir whose ``raw/`` hard-links the cached files: new files stay out of the cache."""
+    for source_file in (cache / "raw").rglob("*.parquet"):
+        target = data_dir / source_file.relative_to(cache)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source_file, target)
+        except OSError:  # another file system: copy instead
+            shutil.copy2(source_file, target)
+    return data_dir
+
+
+# -- dbt as a child process -----------------------------------------------------------
+
+
+@dataclass
+class DbtRun:
+    seconds: float
+    peak_rss_mb: float
+    cpu_seconds: float
+
+
+def run_dbt(ctx: Context, data_dir: Path, args: list[str], as_of: str | None = None) -> DbtRun:
+    """``dbt <args>`` over ``data_dir`` as of ``as_of`` (the shop's now); raises with the log tail on failure.
+
+    Target and log paths live in the stage's scratch directory, so concurrent runs of the
+    project (tests, other engineers) never share ``dbt_project/target``.
+    """
+    work = ctx.work_dir / "dbt"
+    work.mkdir(exist_ok=True)
+    log = work / f"{args[0]}-{time.monotonic_ns()}.log"
+    command = [
+        str(DBT),
+        *args,
+        "--profiles-dir",
+        ".",
+        "--target-path",
+        str(work / "target"),
+        "--log-path",
+        str(work / "logs"),
+        "--vars",
+        json.dumps({"as_of": as_of or ctx.size.now}),
+    ]
+    env = {**os.environ, "HEARTH_DATA_DIR": str(data_dir), "DO_NOT_TRACK": "1"}
+    env.pop("HEARTH_DBT_PROJECT_DIR", None)
+    started = time.perf_counter()
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, cwd=DBT_PROJECT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        # wait4 hands back the child's own rusage: its peak RSS, not the stage's.
+        _pid, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - started
+    if process.returncode != 0:
+        raise RuntimeError(f"dbt {' '.join(args)} failed ({process.returncode}):\n{log.read_text()[-4000:]}")
+    return DbtRun(seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
+
+
+def full_build(ctx: Context) -> tuple[Path, DbtRun, dict[str, Any]]:
+    cache, info = ensure_raw_zone(ctx)
+    data_dir = link_raw_zone(cache, ctx.work_dir / "data")
+    return data_dir, run_dbt(ctx, data_dir, ["build", "--full-refresh"]), info
+
+
+@stage("warehouse.dbt_full")
+def dbt_full(ctx: Context) -> StageResult:
+    """``dbt build --full-refresh`` of the whole project over the shop's raw zone."""
+    data_dir, build, info = full_build(ctx)
+    ctx.log(f"dbt build --full-refresh: {build.seconds:.1f} s, peak RSS {build.peak_rss_mb:,.0f} MB")
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as conn:
+        counts = {
+            t: conn.execute(f"select count(*) from {t}").fetchall()[0][0]
+            for t in ("customers", "orders", "customer_rfm")
+        }  # type: ignore[index]
+    return StageResult(
+        metrics=[
+            Metric("full build wall time", round(build.seconds, 2), "s", note=f"CPU {build.cpu_seconds:.1f} s"),
+            Metric.against_target(
+                "full build peak RSS (dbt process)", round(build.peak_rss_mb), "MB", TARGET_FULL_RSS_MB, "lower"
+            ),
+        ],
+        details={"raw_zone": info, "row_counts": counts, "dbt_cpu_seconds": round(build.cpu_seconds, 2)},
+    )
+
+
+# -- incremental ----------------------------------------------------------------------
+
+
+def _gid_bump(gid: str, offset: int) -> str:
+    prefix, _, number = gid.rpartition("/")
+    return f"{prefix}/{int(number) + offset}"
+
+
+def add_order_changes(data_dir: Path, share: float, as_of: datetime) -> dict[str, int]:
+    """Land one raw file of Shopify orders: ``share`` of the orders, half updated, half new copies.
+
+    Updated orders keep their id and get a fresh ``updatedAt``; new orders are copies under
+    new ids (their line items too) created an hour before ``as_of``, with no refunds.
+    """
+    from hearth.rawzone import RawZone
+
+    files = str(data_dir / "raw" / "shopify" / "orders" / "*.parquet")
+    with duckdb.connect() as conn:
+        total = conn.execute(f"select count(distinct id) from read_parquet('{files}')").fetchall()[0][0]
+        wanted = max(2, round(total * share))
+        picked = conn.execute(
+            f"select any_value(record order by updated_at desc) from read_parquet('{files}') "
+            f"group by id order by hash(id) limit {wanted}"
+        ).fetchall()
+    offset, stamp = 10**12, datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    created = (as_of - timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    records = []
+    for index, (text,) in enumerate(picked):
+        order = json.loads(text)
+        order["updatedAt"] = stamp
+        if index % 2:  # a new order
+            order["id"] = _gid_bump(order["id"], offset)
+            order["name"] = f"{order.get('name', '#')}-N"
+            order["createdAt"] = order["processedAt"] = created
+            order["refunds"] = []
+            for edge in (order.get("lineItems") or {}).get("nodes") or []:
+                edge["id"] = _gid_bump(edge["id"], offset)
+        records.append(order)
+    with RawZone(data_dir / "raw").open_load("shopify", "orders") as load:
+        load.write(records, id_of=lambda r: r["id"], updated_at_of=lambda r: r["updatedAt"])
+    return {"orders_before": total, "updated": len(records) - len(records) // 2, "new": len(records) // 2}
+
+
+@stage("warehouse.dbt_incremental")
+def dbt_incremental(ctx: Context) -> StageResult:
+    """Full build (the baseline), ~1 % new and updated orders, then an incremental ``dbt build``."""
+    data_dir, full, info = full_build(ctx)
+    share = ctx.size.option("warehouse.incremental_share", 0.01)
+    changes = add_order_changes(data_dir, share, datetime.fromisoformat(ctx.size.now))
+    # The next run comes later, as in production: a second build at the same as_of with changed
+    # data gives segment_membership_snapshot duplicate dbt_scd_ids (its updated_at is as_of).
+    later = (datetime.fromisoformat(ctx.size.now) + timedelta(hours=1)).isoformat()
+    incremental = run_dbt(ctx, data_dir, ["build"], as_of=later)
+    ratio = incremental.seconds / full.seconds
+    ctx.log(f"full {full.seconds:.1f} s, incremental {incremental.seconds:.1f} s: ratio {ratio:.2f}")
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as conn:
+        new_orders = conn.execute("select count(*) from orders where order_name like '%-N'").fetchall()[0][0]
+    if new_orders != changes["new"]:
+        raise AssertionError(f"the incremental build has {new_orders} of {changes['new']} new orders")
+    return StageResult(
+        metrics=[
+            Metric("incremental build wall time", round(incremental.seconds, 2), "s"),
+            Metric(
+                "incremental / full build",
+                round(ratio, 3),
+                "",
+                TARGET_INCREMENTAL_RATIO,
+                "lower",
+                round(ratio, 3),
+                "incremental / full",
+                note=f"full {full.seconds:.1f} s in the same run",
+            ),
+            Metric("incremental peak RSS (dbt process)", round(incremental.peak_rss_mb), "MB"),
+        ],
+        details={"changes": changes, "full_seconds": round(full.seconds, 2), "raw_zone": info},
+    )
+
+
+# -- RFM ------------------------------------------------------------------------------
+
+
+def _best(fn: Callable[[], Any], runs: int) -> tuple[float, Any]:
+    """Best wall time of ``runs`` calls, and the last call's result."""
+    best, result = float("inf"), None
+    for _ in range(runs):
+        started = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - started)
+    return best, result
+
+
+def compiled_rfm_sql(ctx: Context, data_dir: Path) -> str:
+    """``customer_rfm``'s SQL as dbt compiles it (as of the shop's now)."""
+    run_dbt(ctx, data_dir, ["compile", "--select", "customer_rfm"])
+    (path,) = (ctx.work_dir / "dbt" / "target" / "compiled").rglob("customer_rfm.sql")
+    return path.read_text()
+
+
+@stage("warehouse.rfm")
+def rfm(ctx: Context) -> StageResult:
+    """customer_rfm's compiled SQL vs one hand-written DuckDB query, pandas and Polars (lazy)."""
+    data_dir, _build, _info = full_build(ctx)
+    runs = ctx.size.option("warehouse.rfm_runs", 3)
+    model_sql = compiled_rfm_sql(ctx, data_dir)
+    as_of = datetime.fromisoformat(ctx.size.now)
+    parquet = ctx.work_dir / "orders.parquet"
+    with duckdb.connect(str(data_dir / "warehouse.duckdb")) as conn:
+        conn.execute(f"copy orders to '{parquet}' (format parquet)")  # once, outside the timing
+        model_s, model = _best(lambda: conn.sql(f"select {RFM_COLUMNS} from ({model_sql})").to_arrow_table(), runs)
+        hand_s, hand = _best(lambda: duckdb_rfm(conn, "orders", as_of, SPLIT), runs)
+        hand_pq_s, hand_pq = _best(lambda: duckdb_rfm(conn, f"read_parquet('{parquet}')", as_of, SPLIT), runs)
+    pandas_s, by_pandas = _best(lambda: pandas_rfm(parquet, as_of, SPLIT), runs)
+    polars_s, by_polars = _best(lambda: polars_rfm(parquet, as_of, SPLIT), runs)
+    disagree = check_agreement(
+        {"dbt model": model, "duckdb": hand, "duckdb parquet": hand_pq, "pandas": by_pandas, "polars": by_polars}
+    )
+    ctx.log(
+        f"customer_rfm {model_s:.3f} s, hand-written {hand_s:.3f} s; over Parquet: duckdb {hand_pq_s:.3f} s, "
+        f"pandas {pandas_s:.3f} s, polars lazy {polars_s:.3f} s ({model.num_rows:,} customers)"
+    )
+    return StageResult(
+        metrics=[
+            Metric("customer_rfm (compiled SQL in DuckDB)", round(model_s, 4), "s", note=f"best of {runs}"),
+            Metric(
+                "customer_rfm vs hand-written DuckDB",
+                round(model_s / hand_s, 2),
+                "",
+                TARGET_RFM_VS_HAND,
+                "lower",
+                round(model_s / hand_s, 2),
+                "model / hand-written",
+                note="both over the orders mart",
+            ),
+            Metric(
+                "pandas vs DuckDB (Parquet)",
+                round(pandas_s / hand_pq_s, 2),
+                "×",
+                TARGET_PANDAS_SPEEDUP,
+                "higher",
+                round(pandas_s / hand_pq_s, 2),
+                "pandas / duckdb",
+            ),
+            Metric(
+                "DuckDB vs Polars lazy (Parquet)",
+                round(hand_pq_s / polars_s, 2),
+                "",
+                TARGET_VS_POLARS,
+                "lower",
+                round(hand_pq_s / polars_s, 2),
+                "duckdb / polars",
+            ),
+        ],
+        details={
+            "customers": model.num_rows,
+            "seconds": {
+                "model": model_s,
+                "duckdb": hand_s,
+                "duckdb_parquet": hand_pq_s,
+                "pandas": pandas_s,
+                "polars_lazy": polars_s,
+            },
+            "disagreements": disagree,
+            "model_timing": "the compiled SELECT of customer_rfm run in DuckDB (no dbt start-up, no table write)",
+        },
+    )
+
+
+def check_agreement(results: dict[str, Any]) -> dict[str, int]:
+    """Rows per engine whose scores or code differ from the dbt model's; raises if any do."""
+    conn = duckdb.connect()
+    keys = "customer_key, r_score, f_score, m_score, rfm_code"
+    differs: dict[str, int] = {}
+    conn.register("model", results["dbt model"])
+    for name, table in results.items():
+        conn.register("other", table)
+        differs[name] = conn.execute(
+            f"select count(*) from ((select {keys} from model except select {keys} from other) "
+            f"union all (select {keys} from other except select {keys} from model))"
+        ).fetchall()[0][0]
+    if any(differs.values()):
+        raise AssertionError(f"RFM engines disagree with customer_rfm (rows that differ): {differs}")
+    return differs
+
+
+# -- the same RFM by hand: one DuckDB query, pandas, Polars lazy ------------------------
+# Each follows customer_rfm.sql exactly: paid orders before as_of, recency in UTC days,
+# scores 1 + 5 × rank ÷ (n − 1) over min-ranks capped at 5, bits strictly past the
+# linear-interpolated split quantile (ties to the worse side).
+
+
+def duckdb_rfm(conn: duckdb.DuckDBPyConnection, source: str, as_of: datetime, split: float) -> pa.Table:
+    """RFM as one hand-written DuckDB query over ``source`` (a table name or ``read_parquet(...)``)."""
+    return conn.sql(f"""
+        with per_customer as (
+            select customer_key,
+                date_diff('day', cast(timezone('UTC', max(ordered_at)) as date), date '{as_of.date()}') as recency_days,
+                count(*) as frequency, sum(coalesce(net_revenue, 0)) as monetary
+            from {source}
+            where not is_cancelled and customer_key is not null and ordered_at < timestamptz '{as_of.isoformat()}'
+            group by customer_key
+        ), splits as (
+            select quantile_cont(recency_days, {1 - split}) as r, quantile_cont(frequency, {split}) as f,
+                quantile_cont(monetary, {split}) as m, greatest(count(*) - 1, 1) as last_rank
+            from per_customer
+        )
+        select customer_key, recency_days, frequency, monetary,
+            cast(least(5, 1 + 5 * (rank() over (order by recency_days desc) - 1) // last_rank) as integer) as r_score,
+            cast(least(5, 1 + 5 * (rank() over (order by frequency) - 1) // last_rank) as integer) as f_score,
+            cast(least(5, 1 + 5 * (rank() over (order by monetary) - 1) // last_rank) as integer) as m_score,
+            concat((recency_days < r)::int, (frequency > f)::int, (monetary > m)::int) as rfm_code
+        from per_customer, splits
+    """).to_arrow_table()
+
+
+def _bits(*bits: Any) -> Any:
+    return bits[0].astype(int).astype(str) + bits[1].astype(int).astype(str) + bits[2].astype(int).astype(str)
+
+
+def pandas_rfm(parquet: Path, as_of: datetime, split: float) -> pa.Table:
+    """RFM in pandas from the orders Parquet; money as integer cents so sums are exact like DECIMAL."""
+    columns = ["customer_key", "ordered_at", "net_revenue", "is_cancelled"]
+    orders = pd.read_parquet(parquet, columns=columns)
+    kept = orders[~orders["is_cancelled"] & orders["customer_key"].notna() & (orders["ordered_at"] < as_of)]
+    cents = (kept["net_revenue"].astype("float64").fillna(0) * 100).round().astype("int64")
+    day = kept["ordered_at"].dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize()
+    grouped = pd.DataFrame({"customer_key": kept["customer_key"], "day": day, "cents": cents}).groupby("customer_key")
+    rfm = grouped.agg(last_day=("day", "max"), frequency=("day", "size"), cents=("cents", "sum")).reset_index()
+    rfm["recency_days"] = (pd.Timestamp(as_of.date()) - rfm["last_day"]).dt.days
+    last_rank = max(len(rfm) - 1, 1)
+    for score, column, ascending in (("r", "recency_days", False), ("f", "frequency", True), ("m", "cents", True)):
+        rank0 = rfm[column].rank(method="min", ascending=ascending).astype("int64") - 1
+        rfm[f"{score}_score"] = (1 + 5 * rank0 // last_rank).clip(upper=5).astype("int32")
+    rfm["rfm_code"] = _bits(
+        rfm["recency_days"] < rfm["recency_days"].quantile(1 - split),
+        rfm["frequency"] > rfm["frequency"].quantile(split),
+        rfm["cents"] > rfm["cents"].quantile(split),
+    )
+    rfm["monetary"] = rfm["cents"] / 100
+    return pa.Table.from_pandas(rfm[RFM_COLUMNS.split(", ")], preserve_index=False)
+
+
+def polars_rfm(parquet: Path, as_of: datetime, split: float) -> pa.Table:
+    """RFM as one Polars lazy query over the orders Parquet (money as integer cents)."""
+    n1 = (pl.len() - 1).clip(lower_bound=1)
+
+    def score(column: str, descending: bool = False) -> pl.Expr:
+        rank0 = pl.col(column).rank("min", descending=descending).cast(pl.Int64) - 1
+        return (1 + 5 * rank0 // n1).clip(upper_bound=5).cast(pl.Int32)
+
+    def bit(expr: pl.Expr) -> pl.Expr:
+        return expr.cast(pl.Int8).cast(pl.Utf8)
+
+    recency, frequency, cents = pl.col("recency_days"), pl.col("frequency"), pl.col("cents")
+    return (
+        pl.scan_parquet(parquet)
+        .filter(~pl.col("is_cancelled") & pl.col("customer_key").is_not_null() & (pl.col("ordered_at") < as_of))
+        .group_by("customer_key")
+        .agg(
+            pl.col("ordered_at").max().dt.convert_time_zone("UTC").dt.date().alias("last_day"),
+            pl.len().alias("frequency"),
+            (pl.col("net_revenue").fill_null(0).cast(pl.Float64) * 100).round().cast(pl.Int64).sum().alias("cents"),
+        )
+        .with_columns((pl.lit(as_of.date()) - pl.col("last_day")).dt.total_days().alias("recency_days"))
+        .with_columns(
+            score("recency_days", descending=True).alias("r_score"),
+            score("frequency").alias("f_score"),
+            score("cents").alias("m_score"),
+            pl.concat_str(
+                bit(recency < recency.quantile(1 - split, "linear")),
+                bit(frequency > frequency.quantile(split, "linear")),
+                bit(cents > cents.quantile(split, "linear")),
+            ).alias("rfm_code"),
+            (cents / 100).alias("monetary"),
+        )
+        .select(RFM_COLUMNS.split(", "))
+        .collect()
+        .to_arrow()
+    )
