@@ -5,7 +5,8 @@
   rebuilds the same history. That is why exits are not left to dbt's hard-delete
   handling (which stamps the wall clock): members that left come back from the open
   snapshot rows with is_member = false. A build with an older as_of than the latest
-  recorded one (a backfill of the past) leaves the history as it is.
+  recorded one (a backfill of the past), or equal to it (the same build again), leaves the
+  history as it is.
 -#}
 {% snapshot segment_membership_snapshot %}
 {{
@@ -51,7 +52,9 @@ last_run as (
 {% endif %}
 
 moves_forward as (
-    select this_run.as_of_at >= coalesce(last_run.as_of_at, this_run.as_of_at) as ok
+    -- Strictly later: a rebuild at the same instant (a fixed as_of run twice) would stamp a
+    -- second version with the same timestamp, which the snapshot's scd id cannot tell apart.
+    select last_run.as_of_at is null or this_run.as_of_at > last_run.as_of_at as ok
     from this_run cross join last_run
 ),
 
