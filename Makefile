@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint ui bench bench-quick clean
+.PHONY: install demo test chromium lint ui bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,13 +17,21 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m flows.demo
 
-## The test suite (what CI runs).
-test: $(STAMP)
+## The test suite (what CI runs). The Prefect UI test drives headless Chromium (Debian's package).
+test: $(STAMP) chromium
 	$(PY) -m pytest
+
+chromium:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+		|| echo "chromium is missing and could not be installed: tests/integration/test_ui.py will fail"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+## Hearth in the Prefect UI: sandbox, local Prefect server, deployments and a worker (Ctrl-C stops all).
+ui: $(STAMP)
+	$(VENV)/bin/hearth ui
 
 ## Scale benchmarks (see bench/README.md); the large shop is generated once, cached in bench/out/.
 bench: $(STAMP)

@@ -258,6 +258,26 @@ def run(
         console.print(row)
 
 
+@app.command()
+def ui(
+    port: Annotated[int, typer.Option(help="Port of the Prefect server and UI.")] = 4200,
+    port_base: Annotated[int, typer.Option(help="First of the four sandbox ports.")] = 8701,
+    customers: Annotated[int, typer.Option(help="Demo-shop size (Shopify customers).")] = 3000,
+    seed: Annotated[int, typer.Option(help="Seed of the demo-shop generator.")] = 42,
+    schedules: Annotated[bool, typer.Option(help="Create the scheduled runs of prefect.yaml.")] = True,
+) -> None:
+    """Start the sandbox, a local Prefect server, Hearth's deployments and a worker; print the UI address."""
+    from flows.ui import UiError, UiStack, run_ui
+
+    stack = UiStack(Settings.from_env().data_dir, ui_port=port, sandbox_port_base=port_base, customers=customers,
+                    seed=seed, schedules=schedules, say=console.print)  # fmt: skip
+    try:
+        run_ui(stack)
+    except UiError as exc:
+        console.print(f"[bold red]hearth ui:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from exc
+
+
 register_email_commands(app)
 
 

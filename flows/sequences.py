@@ -30,6 +30,7 @@ from hearth.sequences import load_sequences
 from hearth.suppressions import Suppressions
 from hearth.templates import template_payloads
 from hearth.warehouse import open_warehouse
+from hearth.warehouse_lock import warehouse_lock
 
 
 class SendApproval(RunInput):
@@ -81,7 +82,9 @@ def plan_task(sequence_name: str, now: datetime) -> tuple[Any, Any, RunSummary]:
     if shop.secret_key is None:
         raise ConfigError("HEARTH_SECRET_KEY is not set: it signs unsubscribe links (any long random string).")
     context = ShopContext(shop.name, shop.url, shop.address, shop.public_url, shop.secret_key.reveal())
+    # The warehouse lock first: a running build makes this plan wait instead of failing on DuckDB's lock.
     with (
+        warehouse_lock(settings.data_dir, on_wait=get_run_logger().info),
         open_warehouse(settings.warehouse_path) as conn,
         Ledger(settings.state_path) as ledger,
         Suppressions(settings.state_path) as suppressions,

@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 from dbt_common.events.base_types import EventLevel
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
@@ -29,9 +30,11 @@ from prefect.settings import get_current_settings
 from prefect.states import Failed
 from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
 
+from flows.artifacts import latest_build_instant, publish_transform_artifacts
 from hearth.config import Settings
 from hearth.quality import GateResult, run_gate
-from hearth.warehouse import dbt_project_dir
+from hearth.warehouse import WarehouseError, dbt_project_dir, open_warehouse
+from hearth.warehouse_lock import publish_warehouse, warehouse_lock
 
 FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
 _MESSAGE_CHARS = 300  # of a dbt error in a failure line; the full text is in the task's log
@@ -135,6 +138,17 @@ def run_dbt_build(project_dir: Path, args: list[str]) -> BuildOutcome:
     return _outcome(result)
 
 
+def _previous_build_instant(warehouse_path: Path) -> datetime | None:
+    """The as-of instant of the build before this one: the boundary of "entries and exits since the last run"."""
+    if not warehouse_path.is_file():
+        return None
+    try:
+        with open_warehouse(warehouse_path) as conn:
+            return latest_build_instant(conn)
+    except (WarehouseError, duckdb.Error):  # an unreadable old warehouse only costs the boundary
+        return None
+
+
 @task(name="quality-gate", cache_policy=NO_CACHE)
 def quality_gate(upstream_failures: list[str]) -> GateResult:
     """Run the GX checkpoint on the raw zone and the marts; record the verdict in state.sqlite."""
@@ -177,8 +191,15 @@ def transform(full_refresh: bool = False, as_of: str | None = None) -> dict[str,
     project_dir = dbt_project_dir()
     logger.info("dbt %s in %s over %s", " ".join(args), project_dir, settings.data_dir)
 
-    build = run_dbt_build(project_dir, args)
-    gate = quality_gate(build.failures)
+    # One process on the warehouse at a time (DuckDB's rule): an overlapping run waits here.
+    with warehouse_lock(settings.data_dir, on_wait=logger.info):
+        previous_build = _previous_build_instant(settings.warehouse_path)
+        build = run_dbt_build(project_dir, args)
+        gate = quality_gate(build.failures)
+        if build.passed and gate.passed:
+            published = publish_warehouse(settings.warehouse_path, settings.data_dir)
+            logger.info("published a read-only copy for analysts: %s", published)
+            publish_transform_artifacts(settings.warehouse_path, previous_build)
     create_markdown_artifact(key="transform-summary", markdown=_markdown(args, build, gate), description="dbt and gate")
     summary = {
         "dbt": build.counts,
