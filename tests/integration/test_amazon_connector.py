@@ -7,9 +7,7 @@ the Orders v2026-01-01 model; records are checked against the shop's tables.
 from __future__ import annotations
 
 import logging
-import urllib.parse
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,38 +23,12 @@ from sandbox.amazon import AmazonSandbox
 from sandbox.generator import generate_shop
 from sandbox.shop.tables import read_table
 from sandbox.specs import amazon_operation, amazon_validator
+from tests.integration.recording import RecordingSession
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 WINDOW = Window(datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 5, 20, tzinfo=UTC))
 ORDER = amazon_validator("Order", strict=False)
 FAST = {"backoff_base": 0.01, "max_attempts": 8}
-
-
-@dataclass
-class Call:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    status: int
-
-
-class RecordingSession(requests.Session):
-    """A real session that keeps what went over the wire (final URL, headers, status)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: list[Call] = []
-
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
-        response = super().request(method, url, *args, **kwargs)
-        sent = urllib.parse.urlsplit(str(response.request.url))
-        query = urllib.parse.parse_qs(sent.query, keep_blank_values=True)
-        self.calls.append(Call(str(method), sent.path, query, dict(response.request.headers), response.status_code))
-        return response
-
-    def searches(self) -> list[Call]:
-        return [call for call in self.calls if call.path == ORDERS_PATH]
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +78,7 @@ def test_window_returns_exactly_the_shops_orders_paging_to_the_end(shared: Amazo
     order_keys = [(r["lastUpdatedTime"], r["orderId"]) for r in got]
     assert order_keys == sorted(order_keys)  # ascending, as the protocol promises
     assert {stream.record_id(r) for r in got} == want and len(got) == len(want)
-    assert len(session.searches()) == -(-len(want) // 10)  # ceil: every page fetched once, no more
+    assert len(session.calls_to(ORDERS_PATH)) == -(-len(want) // 10)  # ceil: every page fetched once, no more
     assert shared.tokens_issued - issued == 1  # one token for all pages
 
     items = read_table(shop, "amazon_order_items").to_pylist()
@@ -126,13 +98,13 @@ def test_every_request_follows_the_searchOrders_contract(shared: AmazonSandbox) 
     stream = connector(shared, session, page_size=25)
     records(stream)
     spec = {p["name"]: p for p in amazon_operation("/orders/2026-01-01/orders")["parameters"]}
-    searches = session.searches()
+    searches = session.calls_to(ORDERS_PATH)
     assert len(searches) > 1
     first = stream.request_params(WINDOW)
     for call in searches:
-        assert set(call.query) <= set(spec), call.query
-        assert all(len(values) == 1 for values in call.query.values())  # arrays travel comma-separated
-        query = {name: values[0] for name, values in call.query.items()}
+        assert set(call.params) <= set(spec), call.params
+        assert all(len(values) == 1 for values in call.params.values())  # arrays travel comma-separated
+        query = {name: values[0] for name, values in call.params.items()}
         assert ("createdAfter" in query) != ("lastUpdatedAfter" in query)
         assert "createdBefore" not in query  # lastUpdatedAfter pairs only with lastUpdatedBefore
         for name in ("lastUpdatedAfter", "lastUpdatedBefore"):
@@ -145,8 +117,8 @@ def test_every_request_follows_the_searchOrders_contract(shared: AmazonSandbox) 
                 assert set(query[name].split(",")) <= set(spec[name]["items"]["enum"])
         assert {k: v for k, v in query.items() if k != "paginationToken"} == first  # repeated unchanged
         assert call.headers["x-amz-access-token"].startswith("Atza|")
-    assert "paginationToken" not in searches[0].query
-    assert all("paginationToken" in call.query for call in searches[1:])
+    assert "paginationToken" not in searches[0].params
+    assert all("paginationToken" in call.params for call in searches[1:])
 
 
 def test_adjacent_windows_split_orders_at_the_boundary(shared: AmazonSandbox, shop: Path) -> None:
@@ -192,7 +164,7 @@ def test_token_refused_as_expired_is_renewed_once(shop: Path) -> None:
         got += [record for page in pages for record in page.records]
         assert server.tokens_issued == 2
     assert {r["orderId"] for r in got} == expected_ids(shop, WINDOW)
-    assert [call.status for call in session.searches()].count(403) == 1
+    assert [call.status for call in session.calls_to(ORDERS_PATH)].count(403) == 1
 
 
 def test_pacing_stays_under_the_rate_without_429s(shop: Path) -> None:
@@ -200,14 +172,14 @@ def test_pacing_stays_under_the_rate_without_429s(shop: Path) -> None:
     with AmazonSandbox(shop, rate_per_second=10, burst=3) as server:
         got = records(connector(server, session, rate_per_second=10, burst=3, page_size=8))
         assert {r["orderId"] for r in got} == expected_ids(shop, WINDOW)
-        calls = session.searches()
+        calls = session.calls_to(ORDERS_PATH)
         assert len(calls) > 10  # well past the burst
         assert [call.status for call in calls].count(429) == 0
 
         # The control: a client that believes in a bigger burst bounces off the same server.
         control = RecordingSession()
         assert records(connector(server, control, burst=100, page_size=8)) == got
-        assert [call.status for call in control.searches()].count(429) > 0
+        assert [call.status for call in control.calls_to(ORDERS_PATH)].count(429) > 0
 
 
 def test_faults_still_yield_exactly_the_right_records(

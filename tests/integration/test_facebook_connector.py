@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-import urllib.parse
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,40 +33,12 @@ from sandbox.facebook.server import FacebookSandbox
 from sandbox.generator import generate_shop
 from sandbox.shop.tables import read_table
 from sandbox.specs import fb_edge_params, fb_enum, fb_fields
+from tests.integration.recording import RecordingSession
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 TODAY = date(2026, 5, 31)  # the shop's last insights day
 OLD = Window(datetime(2026, 4, 1, tzinfo=UTC), datetime(2026, 4, 15, tzinfo=UTC))  # long settled
 UNIVERSAL = {"access_token", "appsecret_proof", "after", "before", "fields", "limit"}  # Graph-wide parameters
-
-
-@dataclass
-class Call:
-    method: str
-    path: str
-    params: dict[str, list[str]]  # query string and form body
-    headers: dict[str, str]
-    status: int
-
-
-class RecordingSession(requests.Session):
-    """A real session that keeps what went over the wire (URL, form body, headers, status)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: list[Call] = []
-
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
-        response = super().request(method, url, *args, **kwargs)
-        sent = urllib.parse.urlsplit(str(response.request.url))
-        params = urllib.parse.parse_qs(sent.query, keep_blank_values=True)
-        body = response.request.body
-        if body:
-            text = body.decode() if isinstance(body, bytes) else str(body)
-            for key, values in urllib.parse.parse_qs(text, keep_blank_values=True).items():
-                params.setdefault(key, []).extend(values)
-        self.calls.append(Call(str(method), sent.path, params, dict(response.request.headers), response.status_code))
-        return response
 
 
 class FakeSleep:
