@@ -116,6 +116,7 @@ def main() -> int:
     console.print(f"Warehouse (DuckDB): {settings.warehouse_path}; dbt docs: cd dbt_project && ../.venv/bin/dbt docs "
                   "generate --profiles-dir . && ../.venv/bin/dbt docs serve --profiles-dir .")  # fmt: skip
     console.print(f"Raw zone: {settings.raw_dir}; cursors and the send ledger: {settings.state_path}")
+    console.print("The Prefect UI with every deployment scheduled over this sandbox: make ui")
     console.print(f"[bold green]Demo finished in {time.monotonic() - started:.0f}s.[/]")
     return 0
 
