@@ -112,7 +112,8 @@ def test_a_row_committed_late_with_an_older_stamp_still_lands(tmp_path: Path, cl
         # A writer that read its clock before the export but committed after it.
         clock.now -= OVERLAP / 2
         ledger.reserve("run-2", keys(1, start=5))
-        clock.now += OVERLAP / 2
+        # one second on, so the second file's name (stamped with this clock) sorts after the first
+        clock.now += OVERLAP / 2 + timedelta(seconds=1)
 
         assert export_ledger(tmp_path, zone=zone) == 1
         assert export_ledger(tmp_path, zone=zone) == 0
