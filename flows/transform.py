@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -129,13 +131,29 @@ def run_dbt_build(project_dir: Path, args: list[str]) -> BuildOutcome:
     """Invoke dbt once; a failed model or test is reported in the outcome, never raised or ignored."""
     settings = PrefectDbtSettings(project_dir=project_dir, profiles_dir=project_dir, log_level=_dbt_log_level())
     runner = PrefectDbtRunner(settings=settings, raise_on_failure=False)
+    before = set(threading.enumerate())
     try:
         result = runner.invoke(args)
     except Exception as exc:  # the runner raises for errors before any node ran (parse, profile, lock)
         return BuildOutcome(failures=[f"dbt: {' '.join(args)} could not run: {_one_line(exc, 2 * _MESSAGE_CHARS)}"])
     finally:
+        _wait_for_node_tasks(before)
         _release_dbt_duckdb()
     return _outcome(result)
+
+
+def _wait_for_node_tasks(before: set[threading.Thread], timeout: float = 600.0) -> None:
+    """Wait until every per-node Prefect task prefect-dbt started has finished reporting.
+
+    prefect-dbt 0.7.25 reports each dbt node as a task run from a daemon thread it never
+    joins, so ``invoke`` returns while hundreds are still reporting. Left alone they are
+    killed at interpreter exit mid-call (the process aborts, exit 134, after a successful
+    build) and the UI shows node tasks that never finished.
+    """
+    deadline = time.monotonic() + timeout
+    for thread in set(threading.enumerate()) - before:
+        if thread.daemon and thread.name.endswith("(run_task)"):
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _previous_build_instant(warehouse_path: Path) -> datetime | None:
