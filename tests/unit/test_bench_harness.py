@@ -144,7 +144,7 @@ def test_replay_answers_the_recorded_exchange_and_refuses_any_other() -> None:
 def test_the_hand_written_rfm_engines_agree_on_ties_nulls_and_cancellations(tmp_path: Path) -> None:
     import duckdb
 
-    from bench.warehouse import SPLIT, check_agreement, duckdb_rfm, pandas_rfm, polars_rfm
+    from bench.rfm_engines import SPLIT, check_agreement, duckdb_rfm, pandas_rfm, polars_rfm
 
     parquet, as_of = tmp_path / "orders.parquet", datetime.fromisoformat("2026-11-01T00:00:00+00:00")
     conn = duckdb.connect()
