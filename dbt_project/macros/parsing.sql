@@ -33,3 +33,13 @@
     {#- The UTC calendar day of an instant, whatever the session time zone. -#}
     cast(timezone('UTC', {{ expression }}) as date)
 {%- endmacro %}
+
+{% macro pixel_purchase(action) -%}
+    {#- Graph repeats one purchase under several action types: the pixel's count, else "purchase". -#}
+    coalesce(
+        max(cast({{ action }}.value->>'$.value' as decimal(18, 2)))
+            filter (where {{ action }}.value->>'$.action_type' = 'offsite_conversion.fb_pixel_purchase'),
+        max(cast({{ action }}.value->>'$.value' as decimal(18, 2)))
+            filter (where {{ action }}.value->>'$.action_type' = 'purchase')
+    )
+{%- endmacro %}

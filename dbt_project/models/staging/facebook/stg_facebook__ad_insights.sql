@@ -24,15 +24,10 @@ parsed as (
 ),
 
 purchases as (
-    -- Graph repeats one purchase under several action types: take the pixel's, else "purchase".
+    -- Graph repeats one purchase under several action types (macro pixel_purchase picks one).
     select
         parsed.ad_insight_id,
-        coalesce(
-            max(cast(action.value->>'$.value' as decimal(18, 2)))
-                filter (where action.value->>'$.action_type' = 'offsite_conversion.fb_pixel_purchase'),
-            max(cast(action.value->>'$.value' as decimal(18, 2)))
-                filter (where action.value->>'$.action_type' = 'purchase')
-        ) as purchases
+        {{ pixel_purchase('action') }} as purchases
     from parsed, json_each(parsed.actions) as action
     group by 1
 ),
@@ -40,12 +35,7 @@ purchases as (
 purchase_values as (
     select
         parsed.ad_insight_id,
-        coalesce(
-            max(cast(action.value->>'$.value' as decimal(18, 2)))
-                filter (where action.value->>'$.action_type' = 'offsite_conversion.fb_pixel_purchase'),
-            max(cast(action.value->>'$.value' as decimal(18, 2)))
-                filter (where action.value->>'$.action_type' = 'purchase')
-        ) as purchase_value
+        {{ pixel_purchase('action') }} as purchase_value
     from parsed, json_each(parsed.action_values) as action
     group by 1
 )
