@@ -45,9 +45,16 @@
 {%- endmacro %}
 
 
-{% macro shopify_customer_key_of(email, shopify_customer_id, order_id='null') -%}
+{% macro redacted_customer_key(redaction_key) -%}
+    {#- A customer erased on request (macros/redaction.sql): one anonymous person per request. -#}
+    md5('redacted:' || {{ redaction_key }})
+{%- endmacro %}
+
+
+{% macro shopify_customer_key_of(email, shopify_customer_id, order_id='null', redaction_key='null') -%}
     {#- The key of a Shopify record, order or checkout from what it carries itself. -#}
     coalesce(
+        {{ redacted_customer_key(redaction_key) }},
         {{ email_customer_key(email) }},
         {{ shopify_customer_key(shopify_customer_id) }},
         {{ shopify_order_key_customer(order_id) }}

@@ -30,15 +30,15 @@ from hearth.quality.store import GateResult, open_store, record
 from sandbox.run import DEMO_SHOP_ENV
 from sandbox.sendgrid import SendGridSandbox
 from tests.integration.sequence_child import KILL_POINTS, client_from_env, plan_run, run_sequence
-from tests.integration.warehouse_fixture import REPO, build_warehouse, fresh_data_dir
+from tests.integration.warehouse_fixture import DEMO_NOW, REPO, fresh_data_dir
 
-NOW = datetime(2026, 11, 20, 18, tzinfo=UTC)  # 18:00 UTC: daytime in most of the shop's timezones
+NOW = DEMO_NOW
 SEQUENCES = ("abandoned_cart", "replenishment", "winback")
 
 
-@pytest.fixture(scope="module")
-def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_warehouse(tmp_path_factory.mktemp("sequences_warehouse"), now=NOW, seed=7, customers=600)
+@pytest.fixture
+def warehouse(demo_warehouse: Path) -> Path:
+    return demo_warehouse
 
 
 class Shop:

@@ -29,6 +29,9 @@ from sandbox.run import DEMO_SHOP_ENV, start_sandboxes
 
 REPO = Path(__file__).resolve().parents[2]
 MARKER = "warehouse_built.json"
+# The shared demo warehouse's instant (tests/integration/conftest.py): 18:00 UTC, daytime in
+# most of the shop's time zones, so sequence send windows are open.
+DEMO_NOW = datetime(2026, 11, 20, 18, tzinfo=UTC)
 
 
 def _settings(data_dir: Path, extra: dict[str, str]) -> Settings:
@@ -51,7 +54,7 @@ def _ingest(data_dir: Path) -> None:
         sandboxes.stop()
 
 
-def _dbt_build(data_dir: Path, as_of: datetime) -> None:
+def dbt_build(data_dir: Path, as_of: datetime) -> None:
     dbt = Path(sys.executable).parent / "dbt"
     env = {**os.environ, "HEARTH_DATA_DIR": str(data_dir)}
     env.pop("HEARTH_DBT_PROJECT_DIR", None)
@@ -89,7 +92,7 @@ def build_warehouse(cache_dir: Path, *, now: datetime, seed: int = 7, customers:
     cache_dir.mkdir(parents=True)
     generate_shop(cache_dir / "sandbox" / "shop", seed=seed, customers=customers, now=now)
     _ingest(cache_dir)
-    _dbt_build(cache_dir, now)
+    dbt_build(cache_dir, now)
     gate = run_gate(_settings(cache_dir, dict(DEMO_SHOP_ENV)), now=now)
     if not gate.passed:
         raise RuntimeError(f"the quality gate failed on the demo warehouse: {gate.failures[:5]}")

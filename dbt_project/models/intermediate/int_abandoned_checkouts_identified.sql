@@ -46,9 +46,11 @@ select
     checkouts.*,
     case
         when checkouts.shopify_customer_id is not null or checkouts.email is not null
+            or checkouts.redaction_key is not null
             then coalesce(
                 customer_keys.customer_key,
-                {{ shopify_customer_key_of('checkouts.email', 'checkouts.shopify_customer_id') }}
+                {{ shopify_customer_key_of('checkouts.email', 'checkouts.shopify_customer_id',
+                                           redaction_key='checkouts.redaction_key') }}
             )
     end as customer_key,
     recoveries.order_id as recovered_order_id

@@ -21,7 +21,8 @@ amazon_orders as (
 
 customer_records as (
     select
-        {{ shopify_customer_key_of(valid_email('email_raw'), 'shopify_customer_id') }} as customer_key,
+        {{ shopify_customer_key_of(valid_email('email_raw'), 'shopify_customer_id', redaction_key='redaction_key') }}
+            as customer_key,
         'shopify_customer' as record_type,
         'shopify' as channel,
         cast(shopify_customer_id as varchar) as source_record_id,
@@ -44,7 +45,8 @@ customer_records as (
 orders_without_customer_record as (
     -- An order whose customer was deleted (or has not landed yet) still identifies a buyer.
     select
-        {{ shopify_customer_key_of(valid_email('email_raw'), 'shopify_customer_id', 'order_id') }} as customer_key,
+        {{ shopify_customer_key_of(valid_email('email_raw'), 'shopify_customer_id', 'order_id', 'redaction_key') }}
+            as customer_key,
         'shopify_order' as record_type,
         'shopify' as channel,
         cast(order_id as varchar) as source_record_id,

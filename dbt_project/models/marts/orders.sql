@@ -11,7 +11,8 @@
     One row per order, Shopify and Amazon, money in the shop currency. Incremental: a run
     reprocesses orders extracted since the latest extraction already here minus
     var lookback_days, plus every order of a Shopify customer whose record or checkout
-    landed since (a new email re-keys them, a checkout links them).
+    landed since (a new email re-keys them, a checkout links them), plus every order of
+    a customer erased on request (macros/redaction.sql).
 -#}
 
 -- Read only by incremental runs; declared so dbt knows the dependency at parse time:
@@ -64,7 +65,7 @@ shopify as (
         coalesce(
             customer_keys.customer_key,
             {{ shopify_customer_key_of('shopify_orders.email', 'shopify_orders.shopify_customer_id',
-                                       'shopify_orders.order_id') }}
+                                       'shopify_orders.order_id', 'shopify_orders.redaction_key') }}
         ) as customer_key,
         shopify_orders.shopify_customer_id,
         shopify_orders.created_at as ordered_at,
@@ -94,6 +95,8 @@ shopify as (
     {% if is_incremental() %}
     where shopify_orders._extracted_at >= {{ incremental_cutoff() }}
         or shopify_orders.shopify_customer_id in (select shopify_customer_id from customers_touched)
+        -- An erased customer's orders, however old, move to their anonymous key (few rows).
+        or shopify_orders.redaction_key is not null
     {% endif %}
 ),
 

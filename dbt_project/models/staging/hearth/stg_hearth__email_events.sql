@@ -9,7 +9,9 @@ select
     record->>'$.event' as event,
     -- updated_at is the event's Unix timestamp (hearth.webhooks).
     updated_at as occurred_at,
-    {{ normalise_email("record->>'$.email'") }} as email,
+    -- Events of a customer who was since erased lose the address (macros/redaction.sql).
+    {{ unless_redacted(normalise_email("record->>'$.email'"),
+                       redaction_key_of(email="record->>'$.email'")) }} as email,
     record->>'$.url' as url,
     record->>'$.sg_message_id' as sg_message_id,
     record->>'$.reason' as reason,

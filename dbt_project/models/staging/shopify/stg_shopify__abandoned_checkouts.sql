@@ -26,10 +26,20 @@ parsed as (
         {{ presentment_money('record', 'totalPriceSet') }} as presentment_total_price,
         _extracted_at
     from latest_records
+),
+
+marked as (
+    select *, {{ redaction_key_of('shopify_customer_id', 'email_raw') }} as redaction_key
+    from parsed
 )
 
+-- A redacted customer's checkout keeps its items and money; no address, link or note.
 select
-    *,
-    {{ valid_email('email_raw') }} as email,
+    * replace (
+        {{ unless_redacted('email_raw') }} as email_raw,
+        {{ unless_redacted('abandoned_checkout_url') }} as abandoned_checkout_url,
+        {{ unless_redacted('note') }} as note
+    ),
+    {{ valid_email(unless_redacted('email_raw')) }} as email,
     completed_at is not null as is_completed
-from parsed
+from marked

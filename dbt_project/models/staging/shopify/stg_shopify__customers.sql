@@ -24,9 +24,23 @@ parsed as (
         coalesce({{ json_timestamp('record', 'updatedAt') }}, updated_at) as updated_at,
         _extracted_at
     from latest_records
+),
+
+marked as (
+    select *, {{ redaction_key_of('shopify_customer_id', 'email_raw') }} as redaction_key
+    from parsed
 )
 
+-- A redacted customer keeps no personal field (macros/redaction.sql).
 select
-    *,
-    {{ valid_email('email_raw') }} as email
-from parsed
+    * replace (
+        {{ unless_redacted('first_name') }} as first_name,
+        {{ unless_redacted('last_name') }} as last_name,
+        {{ unless_redacted('email_raw') }} as email_raw,
+        {{ unless_redacted('phone') }} as phone,
+        {{ unless_redacted('city') }} as city,
+        {{ unless_redacted('province_code') }} as province_code,
+        {{ unless_redacted('tags') }} as tags
+    ),
+    {{ valid_email(unless_redacted('email_raw')) }} as email
+from marked

@@ -42,9 +42,15 @@ parsed as (
         {{ json_timestamp('record', 'customerJourneySummary.firstVisit.occurredAt') }} as first_visit_at,
         _extracted_at
     from latest_records
+),
+
+marked as (
+    select *, {{ redaction_key_of('shopify_customer_id', 'email_raw', 'order_id') }} as redaction_key
+    from parsed
 )
 
+-- An order of a redacted customer keeps its money, not the buyer's address (macros/redaction.sql).
 select
-    *,
-    {{ valid_email('email_raw') }} as email
-from parsed
+    * replace ({{ unless_redacted('email_raw') }} as email_raw),
+    {{ valid_email(unless_redacted('email_raw')) }} as email
+from marked

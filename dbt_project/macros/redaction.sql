@@ -1,0 +1,39 @@
+{#
+    GDPR erasure, in one place. Shopify's customers/redact webhook asks the shop to erase
+    one customer; hearth.webhooks lands it in raw/shopify/webhooks and suppresses the
+    address at once. Staging then masks every personal field of what the request covers:
+    the customer's records, their orders and checkouts (matched by Shopify customer id, by
+    normalised email, or by an order listed in orders_to_redact), and Hearth's own sends
+    and email events to that address. Nothing downstream of staging ever sees them. The
+    person stays as one anonymous customer keyed by the request (see
+    shopify_customer_key_of), so revenue, RFM and results keep adding up.
+#}
+
+{% macro redaction_key_of(customer_id='null', email='null', order_id='null') -%}
+    {#-
+        The key of the redaction request covering a record, else null. A request names one
+        Shopify customer; guest checkouts gave the same person other ids, which the email
+        catches. Null arguments match nothing.
+    -#}
+    (
+        select min(redacted_key)
+        -- Renamed so the caller's columns (shopify_customer_id, email) never bind in here.
+        from (
+            select
+                redaction_key as redacted_key,
+                shopify_customer_id as redacted_customer_id,
+                email_sha256 as redacted_email_sha256,
+                order_ids as redacted_order_ids
+            from {{ ref('stg_shopify__customer_redactions') }}
+        )
+        where redacted_customer_id = {{ customer_id }}
+            or redacted_email_sha256 = sha256({{ normalise_email(email) }})
+            or list_contains(redacted_order_ids, {{ order_id }})
+    )
+{%- endmacro %}
+
+
+{% macro unless_redacted(column, redaction_key='redaction_key') -%}
+    {#- The column's value, or null for a record a redaction request covers. -#}
+    case when {{ redaction_key }} is null then {{ column }} end
+{%- endmacro %}
