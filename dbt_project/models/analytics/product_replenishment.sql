@@ -1,20 +1,7 @@
 -- Replenishment cycle per product, learned from repeat purchases as of var as_of (DOMAIN.md "Replenishment").
 
--- One row per customer, product and order: a product may sit on several lines of one order.
 with purchases as (
-    select
-        customer_key,
-        product_key,
-        order_key,
-        min(ordered_at) as ordered_at,
-        cast(sum(quantity) as integer) as quantity
-    from {{ ref('order_lines') }}
-    where not is_cancelled
-        and customer_key is not null
-        and product_key is not null
-        and quantity > 0
-        and ordered_at < {{ as_of_timestamp() }}
-    group by customer_key, product_key, order_key
+    select * from {{ ref('int_product_purchases') }}
 ),
 
 -- Days one unit lasted: the gap to the customer's next purchase of the same product,

@@ -1,20 +1,7 @@
 -- Replenishment reminders due now: one row per customer and product whose last purchase is running out.
 
--- One row per customer, product and order (a product may sit on several lines of one order).
 with purchases as (
-    select
-        customer_key,
-        product_key,
-        order_key,
-        min(ordered_at) as ordered_at,
-        cast(sum(quantity) as integer) as quantity
-    from {{ ref('order_lines') }}
-    where not is_cancelled
-        and customer_key is not null
-        and product_key is not null
-        and quantity > 0
-        and ordered_at < {{ as_of_timestamp() }}
-    group by customer_key, product_key, order_key
+    select * from {{ ref('int_product_purchases') }}
 ),
 
 -- Only the latest purchase counts: a re-buy moves the due date (and the trigger id) on.
