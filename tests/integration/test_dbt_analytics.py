@@ -300,3 +300,27 @@ def test_an_older_as_of_rebuilds_rfm_and_moves_segment_history(warehouse: Path, 
     assert ghost == [(recorded_at.replace(tzinfo=UTC), older_at.replace(tzinfo=UTC))], "a leaver's stay is closed"
     assert stays == (members, members), "every member has exactly one open stay, and entered_at is its start"
     assert entered == {recorded_at, older_at}, "members stay since the recorded day; newcomers enter on as_of"
+
+
+def test_the_same_as_of_built_again_leaves_segment_history_as_it_is(warehouse: Path, tmp_path: Path) -> None:
+    """A rebuild of the day already recorded (hourly builds, a rerun) records no entry or exit.
+
+    Between the two builds one member drops out of the unioned segment table (as if the
+    data changed within the day): the snapshot must still not record an exit at the
+    instant it already recorded, which would leave a stay that ends where it starts.
+    """
+    shutil.copy(warehouse / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
+    (tmp_path / "raw").symlink_to(warehouse / "raw")
+    snapshot_sql = "select * from segment_membership_snapshot order by membership_key, dbt_valid_from"
+    history_sql = "select * from segment_history order by all"
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as before:
+        snapshot, history = rows(before, snapshot_sql), rows(before, history_sql)
+        before.execute(
+            "delete from int_segment_members_unioned where (segment, customer_key) = "
+            "(select (segment, customer_key) from int_segment_members_unioned order by all limit 1)"
+        )
+    dbt(tmp_path, "build", "--select", "segment_membership_snapshot+", "--exclude", "resource_type:test",
+        "resource_type:unit_test", "--vars", f"{{as_of: '{AS_OF.isoformat()}'}}")  # fmt: skip
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as after:
+        assert len(snapshot) > 0 and rows(after, snapshot_sql) == snapshot
+        assert rows(after, history_sql) == history
