@@ -18,9 +18,7 @@ templates_app = typer.Typer(help="The email templates in templates/email/.")
 
 def send(
     sequence: Annotated[str, typer.Argument(help="abandoned_cart, replenishment or winback (files in sequences/).")],
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="List who would get what; send nothing.")
-    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List who would get what; send nothing.")] = False,
     approve: Annotated[bool, typer.Option("--approve", help="Send even over HEARTH_SEND_CEILING.")] = False,
 ) -> None:
     """Send the due steps of one sequence (the `send` flow)."""

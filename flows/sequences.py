@@ -21,6 +21,7 @@ from prefect.context import get_run_context
 from prefect.input import RunInput
 
 from connectors.sendgrid import SendGridClient, SendGridSettings, push_templates
+from flows.warehouse_turn import warehouse_turn
 from hearth.config import ConfigError, Settings
 from hearth.ledger import Ledger
 from hearth.ledger_export import export_ledger
@@ -30,7 +31,6 @@ from hearth.sequences import load_sequences
 from hearth.suppressions import Suppressions
 from hearth.templates import template_payloads
 from hearth.warehouse import open_warehouse
-from hearth.warehouse_lock import warehouse_lock
 
 
 class SendApproval(RunInput):
@@ -84,7 +84,7 @@ def plan_task(sequence_name: str, now: datetime) -> tuple[Any, Any, RunSummary]:
     context = ShopContext(shop.name, shop.url, shop.address, shop.public_url, shop.secret_key.reveal())
     # The warehouse lock first: a running build makes this plan wait instead of failing on DuckDB's lock.
     with (
-        warehouse_lock(settings.data_dir, on_wait=get_run_logger().info),
+        warehouse_turn(settings.data_dir),
         open_warehouse(settings.warehouse_path) as conn,
         Ledger(settings.state_path) as ledger,
         Suppressions(settings.state_path) as suppressions,

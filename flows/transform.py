@@ -33,10 +33,11 @@ from prefect.states import Failed
 from prefect_dbt import PrefectDbtRunner, PrefectDbtSettings
 
 from flows.artifacts import latest_build_instant, publish_transform_artifacts
+from flows.warehouse_turn import warehouse_turn
 from hearth.config import Settings
 from hearth.quality import GateResult, run_gate
 from hearth.warehouse import WarehouseError, dbt_project_dir, open_warehouse
-from hearth.warehouse_lock import publish_warehouse, warehouse_lock
+from hearth.warehouse_lock import publish_warehouse
 
 FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
 _MESSAGE_CHARS = 300  # of a dbt error in a failure line; the full text is in the task's log
@@ -210,7 +211,7 @@ def transform(full_refresh: bool = False, as_of: str | None = None) -> dict[str,
     logger.info("dbt %s in %s over %s", " ".join(args), project_dir, settings.data_dir)
 
     # One process on the warehouse at a time (DuckDB's rule): an overlapping run waits here.
-    with warehouse_lock(settings.data_dir, on_wait=logger.info):
+    with warehouse_turn(settings.data_dir):
         previous_build = _previous_build_instant(settings.warehouse_path)
         build = run_dbt_build(project_dir, args)
         gate = quality_gate(build.failures)
