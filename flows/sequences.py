@@ -20,17 +20,21 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import get_run_context
 from prefect.input import RunInput
 
+from connectors._errors import HttpError
 from connectors.sendgrid import SendGridClient, SendGridSettings, push_templates
 from flows.warehouse_turn import warehouse_turn
 from hearth.config import ConfigError, Settings
 from hearth.ledger import Ledger
 from hearth.ledger_export import export_ledger
+from hearth.mail_batches import send_planned
 from hearth.quality import latest_gate
-from hearth.sending import RunSummary, ShopContext, new_run_id, plan, send_planned
+from hearth.sending import RunSummary, ShopContext, new_run_id, plan
 from hearth.sequences import load_sequences
 from hearth.suppressions import Suppressions
 from hearth.templates import template_payloads
 from hearth.warehouse import open_warehouse
+
+TEMPLATE_PUSH_ATTEMPTS = 3
 
 
 class SendApproval(RunInput):
@@ -44,8 +48,21 @@ class SendRefused(RuntimeError):
 
 
 def _template_ids(client: SendGridClient, settings: Settings) -> dict[str, str]:
-    """Push the repository's templates (idempotent) and return ``sequence/step → template id``."""
-    ids = push_templates(client, template_payloads(), ids_path=settings.data_dir / "sendgrid_templates.json")
+    """Push the repository's templates (idempotent) and return ``sequence/step → template id``.
+
+    A create or update that SendGrid answered with a 5xx may or may not have happened, and
+    the client rightly refuses to repeat it blindly. Pushing again settles it: the push lists
+    the account first, adopts a template the lost call created and checks the active version.
+    Only that unknown outcome (a plain ``HttpError``) is pushed again; refusals are not.
+    """
+    for attempt in range(1, TEMPLATE_PUSH_ATTEMPTS + 1):
+        try:
+            ids = push_templates(client, template_payloads(), ids_path=settings.data_dir / "sendgrid_templates.json")
+            break
+        except HttpError as exc:
+            if type(exc) is not HttpError or attempt == TEMPLATE_PUSH_ATTEMPTS:
+                raise
+            get_run_logger().warning("template push, attempt %d: %s; pushing again", attempt, exc)
     return {name.removeprefix("hearth:"): template_id for name, template_id in ids.items()}
 
 

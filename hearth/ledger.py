@@ -173,6 +173,9 @@ class Ledger:
         self.lease = lease
         self._clock = clock
         self._conn = connect(self.path)
+        # Past ~50k sends the key index outgrows SQLite's 2 MB default page cache, and every
+        # reserve / mark_sending of a large run pays for re-reading its pages: allow 32 MB.
+        self._conn.execute("PRAGMA cache_size = -32768")
         self._lock = threading.RLock()  # one connection per ledger, shared by its threads
         migrate(self._conn, "ledger", LEDGER_MIGRATIONS)
 
@@ -200,29 +203,49 @@ class Ledger:
         """
         now = self._clock()
         stamp, expired = _iso(now), _iso(now - self.lease)
-        claimed: list[Reservation] = []
+        rows: dict[str, tuple[str, str, str, str, str, str, str]] = {}  # first of each key, in the order given
+        for item in candidates:
+            key = key_of(item)
+            if key not in rows:
+                rows[key] = (key, item.customer_key, item.email, item.sequence, str(item.step), item.trigger_id, run_id)
         with self._write() as conn:
-            for item in candidates:
-                key, step = key_of(item), str(item.step)
-                row = (key, item.customer_key, item.email, item.sequence, step, item.trigger_id, run_id)
-                inserted = conn.execute(
-                    "INSERT OR IGNORE INTO sends (send_key, customer_key, email, sequence, step, trigger_id,"
-                    " status, run_id, reserved_at, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, 'reserved', ?, ?, ?, ?)",
-                    (*row, stamp, stamp, stamp),
-                ).rowcount
-                reclaimed = False
-                if not inserted:
-                    reclaimed = bool(
-                        conn.execute(
-                            "UPDATE sends SET run_id = ?, email = ?, reserved_at = ?, updated_at = ?"
-                            " WHERE send_key = ? AND status = 'reserved' AND reserved_at < ?",
-                            (run_id, item.email, stamp, stamp, key, expired),
-                        ).rowcount
-                    )
-                if inserted or reclaimed:
-                    claimed.append(Reservation(*row, reclaimed=reclaimed))
-        return claimed
+            # BEGIN IMMEDIATE holds the write lock: what these reads find cannot change before the writes.
+            existing = self._existing(conn, list(rows))
+            stale = self._existing(conn, list(existing), "+status = 'reserved' AND reserved_at < ?", (expired,))
+            # OR IGNORE: a row missing a NOT NULL value (e.g. no address) is not inserted, nor claimed.
+            conn.executemany(
+                "INSERT OR IGNORE INTO sends (send_key, customer_key, email, sequence, step, trigger_id,"
+                " status, run_id, reserved_at, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'reserved', ?, ?, ?, ?)",
+                ((*row, stamp, stamp, stamp) for key, row in rows.items() if key not in existing),
+            )
+            conn.executemany(
+                "UPDATE sends SET run_id = ?, email = ?, reserved_at = ?, updated_at = ?"
+                " WHERE send_key = ? AND status = 'reserved' AND reserved_at < ?",
+                ((run_id, rows[key][2], stamp, stamp, key, expired) for key in stale),
+            )
+        return [
+            Reservation(*row, reclaimed=key in stale)
+            for key, row in rows.items()
+            if (key not in existing and None not in row) or key in stale
+        ]
+
+    @staticmethod
+    def _existing(conn: sqlite3.Connection, keys: list[str], where: str = "1", args: tuple[Any, ...] = ()) -> set[str]:
+        """Which of ``keys`` have a row (matching ``where``), in chunks of bound variables.
+
+        One row per query, the keys joined by SQLite: the module releases the GIL for every row it
+        steps through, and the send thread must not queue for it a thousand times a batch.
+        """
+        found: set[str] = set()
+        for chunk in _chunks(keys):
+            sql = (
+                "SELECT group_concat(send_key, char(31)) FROM sends"
+                f" WHERE {where} AND send_key IN ({_marks(len(chunk))})"
+            )
+            (joined,) = conn.execute(sql, (*args, *chunk)).fetchone()
+            found.update(joined.split("\x1f") if joined else ())
+        return found
 
     def release(self, run_id: str, send_keys: Iterable[str]) -> int:
         """Give back keys this run reserved but will not send (e.g. the run stops early).
@@ -246,28 +269,28 @@ class Ledger:
         between the decision and the send) becomes ``skipped``. Any other existing row is left as
         it is: a skip never overwrites a send.
         """
-        stamp, changed = _iso(self._clock()), 0
+        stamp = _iso(self._clock())
+        rows: dict[str, tuple[str, ...]] = {}  # first occurrence wins, as a later insert would be ignored
+        for item, reason in skips:
+            key = key_of(item)
+            if key not in rows:
+                # A skip for a missing address still needs its row (email is NOT NULL).
+                rows[key] = (key, item.customer_key, item.email or "", item.sequence, str(item.step),
+                             item.trigger_id, reason)  # fmt: skip
         with self._write() as conn:
-            for item, reason in skips:
-                key = key_of(item)
-                # A skip for a missing address still needs its row (email is NOT NULL, and
-                # INSERT OR IGNORE would silently drop a NULL).
-                email = item.email or ""
-                values = (key, item.customer_key, email, item.sequence, str(item.step), item.trigger_id, reason)
-                inserted = conn.execute(
-                    "INSERT OR IGNORE INTO sends (send_key, customer_key, email, sequence, step, trigger_id,"
-                    " status, reason, run_id, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, 'skipped', ?, ?, ?, ?)",
-                    (*values, run_id, stamp, stamp),
-                ).rowcount
-                if not inserted:
-                    inserted = conn.execute(
-                        "UPDATE sends SET status = 'skipped', reason = ?, updated_at = ?"
-                        " WHERE send_key = ? AND status = 'reserved' AND run_id = ?",
-                        (reason, stamp, key, run_id),
-                    ).rowcount
-                changed += inserted
-        return changed
+            existing = self._existing(conn, list(rows))
+            inserted = conn.executemany(  # OR IGNORE, as for reserve: a row missing a NOT NULL value is dropped
+                "INSERT OR IGNORE INTO sends (send_key, customer_key, email, sequence, step, trigger_id,"
+                " status, reason, run_id, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'skipped', ?, ?, ?, ?)",
+                ((*row, run_id, stamp, stamp) for key, row in rows.items() if key not in existing),
+            ).rowcount
+            updated = conn.executemany(
+                "UPDATE sends SET status = 'skipped', reason = ?, updated_at = ?"
+                " WHERE send_key = ? AND status = 'reserved' AND run_id = ?",
+                ((rows[key][6], stamp, key, run_id) for key in rows if key in existing),
+            ).rowcount
+        return max(inserted, 0) + max(updated, 0)
 
     # -- around the API call -------------------------------------------------------------
     def mark_sending(self, batch_id: str, send_keys: Iterable[str], *, run_id: str | None = None) -> list[str]:
@@ -277,18 +300,19 @@ class Ledger:
         ``reserved`` (another run got there first) is left out, so two runs can never both send
         it. With ``run_id``, only rows reserved by that run move.
         """
-        stamp, moved = _iso(self._clock()), []
-        owner = " AND run_id = ?" if run_id is not None else ""
+        stamp, keys, moved = _iso(self._clock()), list(dict.fromkeys(send_keys)), set[str]()
+        owner, mine = (" AND run_id = ?", (run_id,)) if run_id is not None else ("", ())
         with self._write() as conn:
-            for key in dict.fromkeys(send_keys):
-                args = (batch_id, stamp, stamp, key) + ((run_id,) if run_id is not None else ())
-                if conn.execute(
+            for chunk in _chunks(keys):
+                # The write lock is held: the rows found are exactly the rows the UPDATE moves.
+                found = self._existing(conn, list(chunk), f"+status = 'reserved'{owner}", mine)
+                conn.execute(
                     "UPDATE sends SET status = 'sending', batch_id = ?, sending_at = ?, updated_at = ?"
-                    f" WHERE send_key = ? AND status = 'reserved'{owner}",
-                    args,
-                ).rowcount:
-                    moved.append(key)
-        return moved
+                    f" WHERE +status = 'reserved'{owner} AND send_key IN ({_marks(len(chunk))})",
+                    (batch_id, stamp, stamp, *mine, *chunk),
+                )
+                moved |= found
+        return [key for key in keys if key in moved]
 
     def mark_accepted(self, batch_id: str, message_id: str | None) -> int:
         """SendGrid answered 2xx for the batch: its ``sending`` rows become ``accepted``."""

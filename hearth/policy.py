@@ -173,10 +173,15 @@ def _sort_key(item: tuple[int, Candidate]) -> tuple[Any, ...]:
 
 
 def _skip_reason(
-    c: Candidate, now: datetime, suppressed: set[str], ordered: Callable[[str, str], bool], config: PolicyConfig
+    c: Candidate,
+    email: str,
+    now: datetime,
+    suppressed: set[str],
+    ordered: Callable[[str, str], bool],
+    config: PolicyConfig,
 ) -> str | None:
-    email = normalize_email(c.email)
-    if not is_valid_email(email):
+    """The first skip rule ``c`` meets, if any; ``email`` is its address normalised."""
+    if not _EMAIL.match(email):  # is_valid_email, on the address normalised already
         return INVALID_EMAIL
     if "amazon" in c.channels and not (c.channels - {"amazon"}):
         return AMAZON_ONLY
@@ -227,20 +232,23 @@ def decide(
         if latest is not None and latest + cap > now:
             busy_until[customer_key] = latest + cap
     busy_emails: dict[str, datetime] = {}  # … and from this call's sends, also by address
+    quiet_ends: dict[str | None, datetime | None] = {}  # by timezone name: `now` is the same for everyone
     decisions: dict[int, Decision] = {}
     for index, c in sorted(items, key=_sort_key):  # most important first: it takes the cap
-        reason = _skip_reason(c, now, blocked, ordered, config)
+        email = normalize_email(c.email)
+        reason = _skip_reason(c, email, now, blocked, ordered, config)
         if reason is not None:
             decisions[index] = Decision("skip", reason)
             continue
         if c.due_at > now:
             decisions[index] = Decision("defer", NOT_DUE, c.due_at)
             continue
-        quiet_end = quiet_until(now, zone(c.timezone, config.shop_timezone), config.quiet_hours)
+        if c.timezone not in quiet_ends:
+            quiet_ends[c.timezone] = quiet_until(now, zone(c.timezone, config.shop_timezone), config.quiet_hours)
+        quiet_end = quiet_ends[c.timezone]
         if quiet_end is not None:
             decisions[index] = Decision("defer", QUIET_HOURS, quiet_end)
             continue
-        email = normalize_email(c.email)
         until = max(busy_until.get(c.customer_key, now), busy_emails.get(email, now))
         if until > now:
             decisions[index] = Decision("defer", CAPPED, until)

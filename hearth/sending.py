@@ -8,39 +8,29 @@ that keeps email at most once:
 3. sendable keys are *reserved* in one transaction — two runs at once split them,
    never share them;
 4. each batch (≤ 1000) is marked ``sending`` before the API call and ``accepted``,
-   ``failed`` (nothing sent) or ``unknown`` (maybe sent) after it. ``unknown`` keys
+   ``failed`` (nothing sent) or ``unknown`` (maybe sent) after it, one batch at a time
+   (a background thread makes the calls while the next body is built). ``unknown`` keys
    are reconciled from webhook events, never resent.
 """
 
 from __future__ import annotations
 
-import time
+import functools
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 import duckdb
 
-from connectors.sendgrid import OutgoingMessage
-from hearth.ledger import SEND_ID_ARG, Ledger, key_of
+from hearth.ledger import Ledger, key_of
 from hearth.policy import Candidate, Decision, PolicyConfig, decide
 from hearth.sequences import Sequence, Step
 from hearth.suppressions import Suppressions
 from hearth.templates import TemplateError, dynamic_template_data
 from hearth.unsubscribe import unsubscribe_url
-
-BATCH_SIZE = 1000  # SendGrid's limit of personalizations per request
-MAX_RATE_LIMIT_WAITS = 5
-
-
-class MailClient(Protocol):
-    def mail_bodies(self, messages: list[Any], *, sequence: str, template_id: str,
-                    categories: Iterable[str]) -> list[dict[str, Any]]: ...  # fmt: skip
-
-    def send(self, body: dict[str, Any]) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -61,9 +51,9 @@ class Planned:
     candidate: Candidate
     data: dict[str, Any]
 
-    @property
+    @functools.cached_property
     def send_key(self) -> str:
-        return key_of(self.candidate)
+        return key_of(self.candidate)  # a SHA-256, read several times per send: computed once
 
 
 @dataclass
@@ -158,6 +148,14 @@ def ordered_since_trigger(conn: duckdb.DuckDBPyConnection, sequence: Sequence) -
 
 
 def _money(value: Any) -> str:
+    try:
+        return _money_of(value)
+    except TypeError:  # unhashable: not a price, and Decimal says so below
+        return _money_of.__wrapped__(value)
+
+
+@functools.lru_cache(maxsize=4096, typed=True)  # prices repeat across carts: formatted once each
+def _money_of(value: Any) -> str:
     return f"${Decimal(str(value or 0)):,.2f}"
 
 
@@ -233,10 +231,11 @@ def plan(
     summary = RunSummary(sequence.name, dry_run=False)
     ledger.recover(dead_runs=dead_runs)
     candidates = load_candidates(conn, sequence, now=now)
-    known = ledger.statuses(key_of(c) for c in candidates)
+    keys = [key_of(c) for c in candidates]  # hashed once, read twice
+    known = ledger.statuses(keys)
     # A `reserved` key was never handed to SendGrid: it stays a candidate, and `reserve` claims it
     # again only once its run's lease is over (a crashed run must not strand it forever).
-    fresh = [c for c in candidates if known.get(key_of(c), "reserved") == "reserved"]
+    fresh = [c for c, key in zip(candidates, keys, strict=True) if known.get(key, "reserved") == "reserved"]
     summary.considered = len(fresh)
     emails = [c.email for c in fresh if c.email]
     decisions = decide(
@@ -279,69 +278,6 @@ def _row(candidate: Candidate, decision: Decision) -> dict[str, Any]:
         "reason": decision.reason or "",
         "not_before": decision.not_before.isoformat() if decision.not_before else "",
     }
-
-
-def send_planned(
-    planned: list[Planned],
-    *,
-    ledger: Ledger,
-    client: MailClient,
-    template_ids: dict[str, str],
-    run_id: str,
-    summary: RunSummary,
-    sleep: Callable[[float], None] = time.sleep,
-) -> None:
-    """Reserve, then send step by step in batches of ≤ 1000, writing the ledger around every call."""
-    claimed = {r.send_key for r in ledger.reserve(run_id, [p.candidate for p in planned])}
-    mine = [p for p in planned if p.send_key in claimed]
-    by_step: dict[tuple[str, str], list[Planned]] = {}
-    for p in mine:
-        by_step.setdefault((p.candidate.sequence, str(p.candidate.step)), []).append(p)
-    for (sequence, step), group in by_step.items():
-        template_id = template_ids[f"{sequence}/{step}"]
-        for start in range(0, len(group), BATCH_SIZE):
-            batch_id = uuid.uuid4().hex
-            # Only keys this call moved to `sending` may go out (a reservation can lapse).
-            moved = set(ledger.mark_sending(batch_id, [p.send_key for p in group[start : start + BATCH_SIZE]],
-                                            run_id=run_id))  # fmt: skip
-            batch = [p for p in group[start : start + BATCH_SIZE] if p.send_key in moved]
-            if not batch:
-                continue
-            messages = [
-                OutgoingMessage(
-                    to_email=p.candidate.email or "",
-                    to_name=p.candidate.first_name,
-                    dynamic_template_data=p.data,
-                    custom_args={SEND_ID_ARG: p.send_key},
-                )
-                for p in batch
-            ]
-            (body,) = client.mail_bodies(messages, sequence=sequence, template_id=template_id,
-                                         categories=[f"hearth:{sequence}", f"hearth:{sequence}:{step}"])  # fmt: skip
-            _send_batch(body, batch_id, [p.send_key for p in batch], ledger=ledger, client=client,
-                        summary=summary, sleep=sleep)  # fmt: skip
-
-
-def _send_batch(
-    body: dict[str, Any], batch_id: str, keys: list[str], *, ledger: Ledger, client: MailClient,
-    summary: RunSummary, sleep: Callable[[float], None],
-) -> None:  # fmt: skip
-    for _attempt in range(MAX_RATE_LIMIT_WAITS + 1):
-        summary.requests += 1
-        result = client.send(body)
-        if result.status == "failed" and result.retryable:  # 429 / refused: nothing was sent
-            sleep(min(result.retry_after or 1.0, 60.0))
-            continue
-        break
-    if result.status == "accepted":
-        ledger.mark_accepted(batch_id, result.message_id)
-        summary.sent += len(keys)
-    elif result.status == "failed":
-        ledger.mark_failed(keys, result.reason or "failed")
-        summary.failed += len(keys)
-    else:
-        ledger.mark_unknown(batch_id, result.reason or "unknown outcome")
-        summary.unknown += len(keys)
 
 
 def new_run_id() -> str:

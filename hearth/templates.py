@@ -102,6 +102,11 @@ class EmailTemplate:
         """The SendGrid template name (unique per step; pushes are idempotent by it)."""
         return NAME_PREFIX + self.key
 
+    @functools.cached_property
+    def declared(self) -> tuple[str, ...]:
+        """Every data key the template uses, required first (computed once: read per recipient)."""
+        return (*self.required, *self.optional)
+
 
 @dataclass(frozen=True)
 class Manifest:
@@ -110,6 +115,11 @@ class Manifest:
     item_required: tuple[str, ...]
     item_optional: tuple[str, ...]
     discount_required: tuple[str, ...]
+
+    @functools.cached_property
+    def item_declared(self) -> frozenset[str]:
+        """The keys an item may carry (computed once: read per item of every recipient)."""
+        return frozenset((*self.item_required, *self.item_optional))
 
     def get(self, sequence: str, step: str) -> EmailTemplate:
         template = self.templates.get(f"{sequence}/{step}")
@@ -131,7 +141,8 @@ def load_manifest(directory: Path = TEMPLATES_DIR) -> Manifest:
             subset, or a template uses a key its manifest entry does not declare.
     """
     # TEMPLATES_DIR is resolved already: skip the per-call realpath (syscalls) on the hot path.
-    return _load(TEMPLATES_DIR if directory == TEMPLATES_DIR else Path(directory).resolve())
+    same = directory is TEMPLATES_DIR or directory == TEMPLATES_DIR  # `is`: the default, read per recipient
+    return _load(TEMPLATES_DIR if same else Path(directory).resolve())
 
 
 @functools.cache
@@ -282,8 +293,15 @@ def _check_source(source: str, allowed: set[str], where: str) -> None:
 
 
 # -- data -----------------------------------------------------------------------------------
+# An http(s) URL with a plain host and path and no query, fragment, spaces or controls: urlsplit
+# and urlunsplit give it back unchanged, so the tags are simply appended (most links are like this).
+_PLAIN_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]+)?(?:/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?")
+
+
 def with_utm(url: str, sequence: str, step: str) -> str:
     """``url`` with Hearth's UTM tags, replacing any ``utm_*`` already there; the rest stays byte for byte."""
+    if _PLAIN_URL.fullmatch(url):
+        return f"{url}?{_utm_query(sequence, step)}"
     parts = urlsplit(url)
     kept = [p for p in parts.query.split("&") if p and not p.split("=", 1)[0].startswith("utm_")]
     return urlunsplit(parts._replace(query="&".join([*kept, _utm_query(sequence, step)])))
@@ -321,10 +339,11 @@ def dynamic_template_data(
         if _empty(data.get(key)):
             raise missing(key, "is empty" if key in data else "is missing")
     result: dict[str, Any] = {}
-    for key in (*template.required, *template.optional):
-        if key in data and data[key] is not None:
-            result[key] = _jsonable(data[key])
-    if "items" in (*template.required, *template.optional):
+    declared = template.declared
+    for key in declared:
+        if (value := data.get(key)) is not None:
+            result[key] = _jsonable(value)
+    if "items" in declared:
         # Absent optional items render as an empty list: falsy in {{#if items}}, as in SendGrid.
         items = result.get("items", [])
         if not isinstance(items, list):
@@ -348,14 +367,18 @@ def _item(item: Any, index: int, sequence: str, step: str, manifest: Manifest, m
     if not isinstance(item, dict):
         raise missing(f"items[{index}]", "is not a mapping")
     for field in manifest.item_required:
-        if _empty(item.get(field)):
+        value = item.get(field)
+        if value is None or (type(value) is not int and _empty(value)):  # skips the call for counts
             raise missing(f"items[{index}].{field}")
-    declared = (*manifest.item_required, *manifest.item_optional)
-    cleaned = {k: _whole(v) for k, v in item.items() if k in declared and v is not None}
+    declared = manifest.item_declared
+    cleaned = {k: v if type(v) is str else _whole(v) for k, v in item.items() if k in declared and v is not None}
     for key in ITEM_LINK_KEYS:
         if isinstance(cleaned.get(key), str):
             cleaned[key] = with_utm(cleaned[key], sequence, step)
     return cleaned
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})  # what _jsonable returns as it is
 
 
 def _empty(value: Any) -> bool:
@@ -370,6 +393,8 @@ def _jsonable(value: Any) -> Any:
     """What SendGrid's JSON can carry: Decimal → string with its digits, dates → ISO, tuples → lists."""
     if value is None or isinstance(value, str | int | float):  # most values: skip the ABC checks below
         return value
+    if type(value) is dict:  # the usual mapping (an item): no ABC check, no call per plain value
+        return {str(k): v if type(v) in _PLAIN else _jsonable(v) for k, v in value.items()}
     if isinstance(value, Mapping):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -34,6 +34,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import orjson
+import python_http_client
 import requests
 from python_http_client.exceptions import HTTPError as SendGridHTTPError
 from requests.structures import CaseInsensitiveDict
@@ -59,6 +61,7 @@ install_redaction(log)
 install_redaction(logging.getLogger("python_http_client.client"))
 
 SendStatus = Literal["accepted", "failed", "unknown"]
+MAIL_SEND_CONTENT_TYPE = "application/json; charset=utf-8"
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE"})
 
 
@@ -165,8 +168,9 @@ class SendGridClient:
             AuthError: SendGrid refused the API key (401/403); nothing was sent.
         """
         url = self._url("mail/send")
+        data = _encode(body)  # before the try: a body that cannot be encoded was never sent
         try:
-            response = self._endpoint("mail/send").post(request_body=dict(body), timeout=self.settings.timeout)
+            response = self._mail_send().post(request_body=data, timeout=self.settings.timeout)
         except SendGridHTTPError as exc:
             return self._refused(url, exc)
         except (OSError, http.client.HTTPException) as exc:
@@ -251,6 +255,18 @@ class SendGridClient:
         raise RetriesExhausted(url, self.max_attempts, verdict, secrets=self.secrets)
 
     # -- helpers -------------------------------------------------------------------------------
+    def _mail_send(self) -> Any:
+        """The official client's ``mail/send`` endpoint, given a body this client has encoded.
+
+        python_http_client ``json.dumps`` every body unless the Content-Type is other than exactly
+        ``application/json``; naming JSON's charset makes it send our text as it is. orjson encodes
+        a 1,000-recipient body in ~1 ms instead of ~12 ms, and a send waits for that between two
+        ledger writes. Its own headers dict: the official client shares one across its endpoints.
+        """
+        root = self.api.client
+        headers = {**root.request_headers, "Content-Type": MAIL_SEND_CONTENT_TYPE}
+        return python_http_client.Client(host=root.host, request_headers=headers, version=3)._("mail")._("send")
+
     def _url(self, path: str) -> str:
         return f"{self.settings.api_host}/v3/{path.strip('/')}"
 
@@ -267,6 +283,18 @@ class SendGridClient:
         response.headers = CaseInsensitiveDict(headers)
         response._content = raw  # the classifier reads requests.Response; this is its body slot
         return classify(response, now=self.now)
+
+
+def _encode(body: Mapping[str, Any]) -> str:
+    """The body as compact JSON text, non-ASCII characters as they are (the request says UTF-8).
+
+    Bodies hold plain JSON values (:func:`build_mail_bodies` builds them so), which orjson writes as
+    json would; what orjson cannot encode (an integer past 64 bits) goes through json.
+    """
+    try:
+        return orjson.dumps(dict(body)).decode()
+    except TypeError:
+        return json.dumps(dict(body), separators=(",", ":"), ensure_ascii=False)
 
 
 def _never_left(exc: BaseException) -> bool:

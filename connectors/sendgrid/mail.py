@@ -66,6 +66,8 @@ class OutgoingMessage:
     @property
     def unsubscribe(self) -> str:
         url = self.unsubscribe_url or self.dynamic_template_data.get("unsubscribe_url")
+        if isinstance(url, str) and url.startswith(("https://", "http://")):  # urlsplit's verdict, without it
+            return url
         if not isinstance(url, str) or urllib.parse.urlsplit(url).scheme not in ("https", "http"):
             raise ValueError(
                 f"message to {self.to_email} has no http(s) unsubscribe_url ({url!r}): bulk mail must carry "
@@ -150,12 +152,16 @@ def _personalization(message: OutgoingMessage, common_args: dict[str, str], mail
     to: dict[str, str] = {"email": message.to_email}
     if message.to_name:
         to["name"] = message.to_name
-    own_args = _string_map(message.custom_args, f"custom_args of {message.to_email}")
-    size = len(json.dumps({**common_args, **own_args}, separators=(",", ":")).encode())
-    if size > MAX_CUSTOM_ARGS_BYTES:
-        raise ValueError(
-            f"custom_args of {message.to_email} take {size} bytes; SendGrid allows {MAX_CUSTOM_ARGS_BYTES}"
-        )
+    own_args = _string_map(message.custom_args, "custom_args of", message.to_email)
+    merged = {**common_args, **own_args}
+    # A character encodes to at most 12 bytes (an escaped surrogate pair) and an entry adds 6 (quotes,
+    # colon, comma): below that bound the exact size need not be computed (it is, once per recipient).
+    if 2 + sum(12 * (len(k) + len(v)) + 6 for k, v in merged.items()) > MAX_CUSTOM_ARGS_BYTES:
+        size = len(json.dumps(merged, separators=(",", ":")).encode())
+        if size > MAX_CUSTOM_ARGS_BYTES:
+            raise ValueError(
+                f"custom_args of {message.to_email} take {size} bytes; SendGrid allows {MAX_CUSTOM_ARGS_BYTES}"
+            )
     personalization: dict[str, Any] = {
         "to": [to],
         "dynamic_template_data": dict(message.dynamic_template_data),
@@ -168,12 +174,18 @@ def _personalization(message: OutgoingMessage, common_args: dict[str, str], mail
     return personalization
 
 
-def _string_map(values: Mapping[str, Any], what: str) -> dict[str, str]:
-    """SendGrid wants string keys and values; numbers are turned into strings, None is refused."""
+def _string_map(values: Mapping[str, Any], what: str, whom: str = "") -> dict[str, str]:
+    """SendGrid wants string keys and values; numbers are turned into strings, None is refused.
+
+    ``what`` and ``whom`` name the map in errors (apart, so that no message is formatted per recipient).
+    """
     result: dict[str, str] = {}
     for key, value in values.items():
+        if type(value) is str and type(key) is str:  # the usual case: nothing to convert or refuse
+            result[key] = value
+            continue
         if value is None or isinstance(value, Mapping | list | tuple | set):
-            raise ValueError(f"{what}: {key!r} must be a string or number, got {value!r}")
+            raise ValueError(f"{what}{' ' + whom if whom else ''}: {key!r} must be a string or number, got {value!r}")
         result[str(key)] = str(value)
     return result
 

