@@ -4,37 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from hearth.ledger import SEND_ID_ARG, Ledger, SendKey, key_of, send_key
-
-T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def ledger(tmp_path: Path, clock: Clock) -> Iterator[Ledger]:
-    with Ledger(tmp_path / "state.sqlite", clock=clock) as opened:
-        yield opened
+from tests.unit.ledger_fixtures import T0, Clock
 
 
 def keys(n: int, sequence: str = "winback", start: int = 0) -> list[SendKey]:

@@ -2,35 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
+from datetime import timedelta
 
 from hearth.ledger import Ledger, SendKey
+from tests.unit.ledger_fixtures import Clock
 
-T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
 N = 1_200  # over the 500 keys bound per statement, so every write spans several chunks
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def ledger(tmp_path: Path, clock: Clock) -> Iterator[Ledger]:
-    with Ledger(tmp_path / "state.sqlite", clock=clock) as opened:
-        yield opened
 
 
 def keys(n: int, start: int = 0) -> list[SendKey]:
