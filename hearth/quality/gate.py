@@ -198,11 +198,3 @@ def run_gate(
         )
         record(conn, result)
     return result
-
-
-def latest_gate(settings: Settings) -> GateResult | None:
-    """The most recent gate result, or None when no gate ever ran (sends must then refuse too)."""
-    if not settings.state_path.exists():
-        return None
-    with closing(open_store(settings.state_path)) as conn:
-        return latest(conn)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from hearth.config import Settings
 from hearth.state import connect, migrate, transaction
 
 COMPONENT = "quality"
@@ -103,3 +105,11 @@ def latest(conn: sqlite3.Connection, *, passed_only: bool = False) -> GateResult
     where = " WHERE passed = 1" if passed_only else ""
     row = conn.execute(f"SELECT * FROM quality_runs{where} ORDER BY seq DESC LIMIT 1").fetchone()
     return _from_row(row) if row else None
+
+
+def latest_gate(settings: Settings) -> GateResult | None:
+    """The most recent gate result, or None when no gate ever ran (sends must then refuse too)."""
+    if not settings.state_path.exists():
+        return None
+    with closing(open_store(settings.state_path)) as conn:
+        return latest(conn)
