@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +78,17 @@ def _check_fit_to_send(settings: Settings, conn: Any) -> None:
         )
     # fetchall, not fetchone: DuckDB 2 keeps a half-read result open and refuses the plan's next query.
     [(as_of,)] = conn.execute("select max(as_of) from customer_rfm").fetchall()
-    if as_of is not None and (as_of.date() if isinstance(as_of, datetime) else as_of) < datetime.now(UTC).date():
-        raise SendRefused(f"the warehouse was built as of {as_of} (a backfill); sequences only send for today")
+    if as_of is None:
+        return
+    built_for = as_of.date() if isinstance(as_of, datetime) else as_of
+    today = datetime.now(UTC).date()
+    # Yesterday's last live build is today's data until the first build after midnight
+    # (the 00:00 and 00:15 runs); a backfill of yesterday was checked today, so it is not.
+    live_yesterday = built_for == today - timedelta(days=1) and gate.checked_at.astimezone(UTC).date() == built_for
+    if built_for < today and not live_yesterday:
+        raise SendRefused(
+            f"the warehouse was built as of {as_of} (a backfill, or no build since); sequences only send for today"
+        )
 
 
 def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:

@@ -268,6 +268,33 @@ def test_the_flow_refuses_to_send_from_a_backfilled_warehouse(shop: Shop, monkey
     assert shop.rows() == {}
 
 
+def _built_yesterday(data_dir: Path, checked_at: datetime) -> None:
+    """The copied warehouse as built for yesterday, its gate passed at ``checked_at``."""
+    with duckdb.connect(str(data_dir / "warehouse.duckdb")) as conn:
+        conn.execute("update customer_rfm set as_of = current_date - 1")
+    with closing(open_store(data_dir / "state.sqlite")) as conn:
+        gate = GateResult(passed=True, failures=[], docs_path=data_dir / "docs.html", run_id=f"gate-{checked_at:%H%M}",
+                          checked_at=checked_at)  # fmt: skip
+        record(conn, gate)
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_just_after_midnight_yesterdays_last_build_still_sends_but_a_backfill_of_yesterday_does_not(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.sequences import SendRefused, send
+
+    _point_at(shop, monkeypatch)
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    _built_yesterday(shop.data_dir, checked_at=today - timedelta(minutes=35))  # the 23:25 build
+    assert send("abandoned_cart", dry_run=True)["dry_run"] is True  # the 00:00 run is not refused
+
+    _built_yesterday(shop.data_dir, checked_at=datetime.now(UTC))  # yesterday rebuilt today: a backfill
+    with pytest.raises(SendRefused, match="backfill"):
+        send("abandoned_cart", dry_run=True)
+    assert shop.sendgrid.outbox() == []
+
+
 @pytest.mark.usefixtures("prefect_harness")
 def test_the_flow_refuses_to_send_after_a_failed_gate(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
     from flows.sequences import SendRefused, send
