@@ -18,6 +18,7 @@ import re
 import threading
 import time
 from collections import Counter
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -36,6 +37,7 @@ from flows.artifacts import latest_build_instant, publish_transform_artifacts
 from flows.warehouse_turn import warehouse_turn
 from hearth.config import Settings
 from hearth.quality import GateResult, run_gate
+from hearth.quality.store import latest, open_store, record_build_started
 from hearth.warehouse import WarehouseError, dbt_project_dir, open_warehouse
 from hearth.warehouse_lock import publish_warehouse
 
@@ -169,6 +171,14 @@ def _previous_build_instant(warehouse_path: Path) -> datetime | None:
 
 
 @task(name="quality-gate", cache_policy=NO_CACHE)
+def _mark_build_started(settings: Settings) -> None:
+    """Sends refuse from now until this build's gate passes: a build killed half-way never gets there."""
+    with closing(open_store(settings.state_path)) as conn:
+        previous = latest(conn)
+        docs = previous.docs_path if previous else settings.data_dir / "data_docs"
+        record_build_started(conn, now=datetime.now(UTC), docs_path=docs)
+
+
 def quality_gate(upstream_failures: list[str]) -> GateResult:
     """Run the GX checkpoint on the raw zone and the marts; record the verdict in state.sqlite."""
     result = run_gate(Settings.from_env(), upstream_failures=upstream_failures)
@@ -213,6 +223,7 @@ def transform(full_refresh: bool = False, as_of: str | None = None) -> dict[str,
     # One process on the warehouse at a time (DuckDB's rule): an overlapping run waits here.
     with warehouse_turn(settings.data_dir):
         previous_build = _previous_build_instant(settings.warehouse_path)
+        _mark_build_started(settings)
         build = run_dbt_build(project_dir, args)
         gate = quality_gate(build.failures)
         if build.passed and gate.passed:

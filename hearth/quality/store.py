@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from hearth.config import Settings
@@ -87,6 +88,28 @@ def record(conn: sqlite3.Connection, result: GateResult) -> None:
                 json.dumps(result.row_counts, sort_keys=True),
             ),
         )
+
+
+def record_build_started(conn: sqlite3.Connection, *, now: datetime, docs_path: Path) -> GateResult:
+    """Record that a build is rewriting the warehouse: until a gate passes again, sends refuse.
+
+    A build that dies half-way (killed, out of memory) leaves some tables rebuilt and some
+    not, while the last verdict still says "passed". This failed verdict, recorded before
+    dbt starts, stays the latest one if the build never reaches its gate. The row-count
+    baseline reads the latest *passed* run, so it is unaffected.
+    """
+    result = GateResult(
+        passed=False,
+        failures=[
+            f"a warehouse build started at {now.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC and has not finished"
+            " (still running, or it died half-way): the warehouse may be half rebuilt"
+        ],
+        docs_path=docs_path,
+        run_id=f"build-started-{uuid.uuid4().hex[:12]}",
+        checked_at=now,
+    )
+    record(conn, result)
+    return result
 
 
 def _from_row(row: sqlite3.Row) -> GateResult:

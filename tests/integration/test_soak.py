@@ -13,7 +13,8 @@ the hour — the warehouse built, but every stream ingested only up to two days 
 the hour's runs have two days of orders, checkouts and ad days to catch up on, carts to
 email, and builds to overlap with.
 
-Then: no run failed (none on a lock) and runs waited for the warehouse instead; no email
+Then: no run failed (none on a lock; only sends refused while the killed build's warehouse
+was half rebuilt, by design) and runs waited for the warehouse instead; no email
 went out twice; the raw zone and the warehouse hold exactly what the shop holds; the
 retried pipeline completed without extracting again what had landed before the kill.
 """
@@ -199,9 +200,20 @@ def soak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Soak]:
 # -- 1. no failed run; runs waited for the warehouse instead ------------------------------------------
 
 
+# hearth.quality.store.record_build_started: a build killed half-way leaves this verdict, and sends
+# refuse (a Failed run, like any failed gate) until the retried build passes. That is by design.
+HALF_BUILT = "has not finished (still running, or it died half-way)"
+
+
+def _refused_half_built(run: Run) -> bool:
+    return run.argv[0] == "send" and run.returncode != 0 and HALF_BUILT in run.output()
+
+
 def test_every_run_completes_and_none_fails_on_a_lock(soak: Soak) -> None:
     assert soak.killed.returncode == -9
-    assert [(r.label, r.returncode) for r in soak.runs if r is not soak.killed and r.returncode != 0] == [], soak.logs()
+    failed = [r for r in soak.runs if r is not soak.killed and r.returncode != 0 and not _refused_half_built(r)]
+    assert [(r.label, r.returncode) for r in failed] == [], soak.logs()
+    refused = [r for r in soak.runs if _refused_half_built(r)]
     for run in soak.runs:
         assert not [sign for sign in COLLISION_SIGNS if sign in run.output()], run.tail()
     assert soak.faults > 0, "the sandboxes' faults must have bitten during the hour"
@@ -209,7 +221,8 @@ def test_every_run_completes_and_none_fails_on_a_lock(soak: Soak) -> None:
     # In Prefect: all Completed but the killed process's pipeline and the build it was in (no one
     # is left to report them; a worker would mark them Crashed).
     not_completed = sorted((r.flow, r.state) for r in soak.flow_runs if r.state != "COMPLETED")
-    assert not_completed == [("daily-pipeline", "RUNNING"), ("transform", "RUNNING")]
+    assert not_completed == sorted([("daily-pipeline", "RUNNING"), ("transform", "RUNNING")]
+                                   + [("send", "FAILED")] * len(refused))  # fmt: skip
     [killed] = [r for r in soak.flow_runs if r.flow == "daily-pipeline" and r.state == "RUNNING"]
     assert sorted((r.flow, r.state) for r in children(soak.flow_runs, killed.id)) == [
         ("ingest", "COMPLETED"), ("transform", "RUNNING")]  # fmt: skip

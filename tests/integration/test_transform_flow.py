@@ -152,3 +152,24 @@ def test_a_failing_gate_fails_the_flow_with_the_reason_and_the_docs(shop: tuple[
     assert "marts.orders: net_revenue is never negative" in state.message
     gate = latest_gate(settings)
     assert gate is not None and not gate.passed and docs.is_file()
+
+
+def test_a_build_that_dies_half_way_blocks_sends_until_a_build_passes(
+    shop: tuple[Settings, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import flows.transform
+
+    settings, _ = shop
+    assert transform(return_state=True).is_completed() and latest_gate(settings).passed
+
+    def dies(*_args: object) -> None:
+        raise MemoryError("the build died half-way")
+
+    build = flows.transform.run_dbt_build
+    monkeypatch.setattr(flows.transform, "run_dbt_build", dies)
+    assert not transform(return_state=True).is_completed()
+    half_built = latest_gate(settings)
+    assert not half_built.passed and "has not finished" in half_built.failures[0]
+
+    monkeypatch.setattr(flows.transform, "run_dbt_build", build)
+    assert transform(return_state=True).is_completed() and latest_gate(settings).passed
