@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -14,21 +14,7 @@ from hearth.ledger import Ledger, SendKey, key_of
 from hearth.ledger_export import OVERLAP, SOURCE, STREAM, export_ledger
 from hearth.rawzone import RawZone
 from hearth.state import StateStore
-
-T0 = datetime(2026, 11, 20, 12, tzinfo=UTC)
-
-
-class Clock:
-    """One fake clock shared by the ledger and the raw zone (a load is stamped after its rows)."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
+from tests.unit.ledger_fixtures import T0, Clock
 
 
 def keys(n: int, start: int = 0) -> list[SendKey]:
@@ -47,11 +33,6 @@ def landed(zone: RawZone) -> list[list[dict]]:
 def cursor(data_dir: Path) -> str | None:
     with StateStore(data_dir / "state.sqlite") as state:
         return state.get_cursor(SOURCE, STREAM)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture
