@@ -4,10 +4,10 @@ with latest_orders as (
 
 items as (
     select
-        latest_orders.id as amazon_order_id,
-        item.value as item,
-        latest_orders._extracted_at
-    from latest_orders, json_each(latest_orders.record, '$.orderItems') as item
+        id as amazon_order_id,
+        _extracted_at,
+        {{ json_elements('record', '$.orderItems', 'item') }}
+    from latest_orders
 ),
 
 parsed as (

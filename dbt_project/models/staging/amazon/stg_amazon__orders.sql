@@ -5,12 +5,15 @@ with latest_records as (
 item_totals as (
     -- The fallback total when the PROCEEDS dataset was not requested.
     select
-        latest_records.id as amazon_order_id,
+        amazon_order_id,
         sum(
-            cast(item.value->>'$.product.price.unitPrice.amount' as decimal(18, 2))
-            * cast(item.value->>'$.quantityOrdered' as integer)
+            cast(item->>'$.product.price.unitPrice.amount' as decimal(18, 2))
+            * cast(item->>'$.quantityOrdered' as integer)
         ) as items_total
-    from latest_records, json_each(latest_records.record, '$.orderItems') as item
+    from (
+        select id as amazon_order_id, {{ json_elements('record', '$.orderItems', 'item') }}
+        from latest_records
+    )
     group by 1
 ),
 

@@ -26,17 +26,17 @@ parsed as (
 purchases as (
     -- Graph repeats one purchase under several action types (macro pixel_purchase picks one).
     select
-        parsed.ad_insight_id,
+        ad_insight_id,
         {{ pixel_purchase('action') }} as purchases
-    from parsed, json_each(parsed.actions) as action
+    from (select ad_insight_id, {{ json_elements('actions', '$', 'action') }} from parsed)
     group by 1
 ),
 
 purchase_values as (
     select
-        parsed.ad_insight_id,
+        ad_insight_id,
         {{ pixel_purchase('action') }} as purchase_value
-    from parsed, json_each(parsed.action_values) as action
+    from (select ad_insight_id, {{ json_elements('action_values', '$', 'action') }} from parsed)
     group by 1
 )
 

@@ -4,11 +4,10 @@ with latest_checkouts as (
 
 line_items as (
     select
-        {{ gid_to_id('latest_checkouts.id') }} as checkout_id,
-        cast(line.key as integer) + 1 as line_position,
-        line.value as line,
-        latest_checkouts._extracted_at
-    from latest_checkouts, json_each(latest_checkouts.record, '$.lineItems.nodes') as line
+        {{ gid_to_id('id') }} as checkout_id,
+        _extracted_at,
+        {{ json_elements('record', '$.lineItems.nodes', 'line', 'line_position') }}
+    from latest_checkouts
 )
 
 select

@@ -4,11 +4,10 @@ with latest_orders as (
 
 line_items as (
     select
-        {{ gid_to_id('latest_orders.id') }} as order_id,
-        cast(line.key as integer) + 1 as line_position,
-        line.value as line,
-        latest_orders._extracted_at
-    from latest_orders, json_each(latest_orders.record, '$.lineItems.nodes') as line
+        {{ gid_to_id('id') }} as order_id,
+        _extracted_at,
+        {{ json_elements('record', '$.lineItems.nodes', 'line', 'line_position') }}
+    from latest_orders
 )
 
 select

@@ -7,9 +7,9 @@ variants as (
         {{ gid_to_id('latest_products.id') }} as product_id,
         coalesce({{ json_timestamp('latest_products.record', 'updatedAt') }}, latest_products.updated_at)
             as product_updated_at,
-        variant.value as variant,
-        latest_products._extracted_at
-    from latest_products, json_each(latest_products.record, '$.variants.nodes') as variant
+        latest_products._extracted_at,
+        {{ json_elements('latest_products.record', '$.variants.nodes', 'variant') }}
+    from latest_products
 )
 
 select

@@ -4,20 +4,19 @@ with latest_orders as (
 
 refunds as (
     select
-        {{ gid_to_id('latest_orders.id') }} as order_id,
-        refund.value as refund,
-        latest_orders._extracted_at
-    from latest_orders, json_each(latest_orders.record, '$.refunds') as refund
+        {{ gid_to_id('id') }} as order_id,
+        _extracted_at,
+        {{ json_elements('record', '$.refunds', 'refund') }}
+    from latest_orders
 ),
 
 refund_lines as (
     select
-        refunds.order_id,
-        {{ gid_to_id("refunds.refund->>'$.id'") }} as refund_id,
-        cast(line.key as integer) + 1 as line_position,
-        line.value as line,
-        refunds._extracted_at
-    from refunds, json_each(refunds.refund, '$.refundLineItems.nodes') as line
+        order_id,
+        {{ gid_to_id("refund->>'$.id'") }} as refund_id,
+        _extracted_at,
+        {{ json_elements('refund', '$.refundLineItems.nodes', 'line', 'line_position') }}
+    from refunds
 )
 
 select

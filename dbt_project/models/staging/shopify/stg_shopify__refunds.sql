@@ -5,10 +5,10 @@ with latest_orders as (
 refunds as (
     -- Order.refunds is a plain list, not a connection.
     select
-        {{ gid_to_id('latest_orders.id') }} as order_id,
-        refund.value as refund,
-        latest_orders._extracted_at
-    from latest_orders, json_each(latest_orders.record, '$.refunds') as refund
+        {{ gid_to_id('id') }} as order_id,
+        _extracted_at,
+        {{ json_elements('record', '$.refunds', 'refund') }}
+    from latest_orders
 )
 
 select
