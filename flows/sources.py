@@ -6,13 +6,17 @@ flows never care which vendor they are talking to.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from connectors.amazon import AmazonClient, AmazonSettings, OrdersStream
 from connectors.base import Stream
 from connectors.facebook import FacebookClient, FacebookSettings, InsightsStream, metadata_streams
 from connectors.shopify import ShopifyClient, ShopifySettings, shopify_streams
 from hearth.config import ConfigError, Settings
+from hearth.extract import extract_incremental
+from hearth.rawzone import RawZone
+from hearth.state import StateStore
 
 SOURCES = ("shopify", "amazon", "facebook")
 
@@ -82,3 +86,22 @@ def streams_for(source: str, settings: Settings) -> list[Stream]:
         raise ValueError(f"unknown source {source!r}; choose from {', '.join(SOURCES)}") from None
     except ValueError as exc:  # connector settings name the missing variable
         raise ConfigError(str(exc)) from exc
+
+
+def land_every_stream(
+    settings: Settings, *, now: datetime, sources: Sequence[str] = SOURCES, zone: RawZone | None = None
+) -> dict[str, int]:
+    """Every stream of ``sources`` from its cursor up to ``now`` (a first run: from the history start).
+
+    The ingest flow without Prefect, retries or per-stream error isolation: for set-up that
+    wants a whole shop landed (benchmarks, test fixtures, crash-test children). Returns the
+    rows landed per ``"source.stream"``; the first failing stream raises.
+    """
+    zone = zone or RawZone(settings.raw_dir)
+    rows: dict[str, int] = {}
+    with StateStore(settings.state_path) as state:
+        for source in sources:
+            for stream in streams_for(source, settings):
+                result = extract_incremental(stream, zone, state, now=now, initial_start=settings.history_start)
+                rows[f"{source}.{stream.name}"] = result.rows
+    return rows

@@ -4,21 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flows.sources import SOURCES, streams_for
+from flows.sources import land_every_stream
 from hearth.config import Settings
-from hearth.extract import extract_incremental
-from hearth.rawzone import RawZone
-from hearth.state import StateStore
 
 
 def main() -> None:
-    settings = Settings.from_env(dotenv=False)
-    zone = RawZone(settings.raw_dir)
-    now = datetime.now(UTC)
-    with StateStore(settings.state_path) as state:
-        for source in SOURCES:
-            for stream in streams_for(source, settings):
-                extract_incremental(stream, zone, state, now=now, initial_start=settings.history_start)
+    land_every_stream(Settings.from_env(dotenv=False), now=datetime.now(UTC))
 
 
 if __name__ == "__main__":

@@ -12,9 +12,6 @@ everything after ``cut`` to ingest, model and email.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,15 +19,13 @@ from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 
-from flows.sources import SOURCES, streams_for
+from flows.sources import land_every_stream
 from hearth.config import Settings
-from hearth.extract import extract_incremental
 from hearth.quality import run_gate
-from hearth.rawzone import RawZone
-from hearth.state import StateStore
 from sandbox.generator import generate_shop
 from sandbox.generator._base import LOCATIONS
 from sandbox.shop.tables import read_table, write_table
+from tests.integration.warehouse_fixture import dbt
 
 REPO = Path(__file__).resolve().parents[2]
 MID_AFTERNOON = 14.5  # the middle of the sequences' 08:00–21:00 send window, in local hours
@@ -76,17 +71,8 @@ def land_baseline(data_dir: Path, env: Mapping[str, str], cut: datetime) -> None
         RuntimeError: dbt failed or the gate did not pass.
     """
     settings = Settings.from_env({**env, "HEARTH_DATA_DIR": str(data_dir)}, dotenv=False)
-    zone = RawZone(settings.raw_dir)
-    with StateStore(settings.state_path) as state:
-        for source in SOURCES:
-            for stream in streams_for(source, settings):
-                extract_incremental(stream, zone, state, now=cut, initial_start=settings.history_start)
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "dbt"), "build", "--profiles-dir", "."], cwd=REPO / "dbt_project",
-        env={**os.environ, **env, "HEARTH_DATA_DIR": str(data_dir)}, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    if done.returncode != 0:
-        raise RuntimeError(f"baseline dbt build failed ({done.returncode}):\n{done.stdout[-4000:]}")
+    land_every_stream(settings, now=cut)
+    dbt(data_dir, "build", env=env)
     gate = run_gate(settings)
     if not gate.passed:
         raise RuntimeError(f"the quality gate failed on the baseline warehouse: {gate.failures[:5]}")

@@ -9,9 +9,7 @@ paths in the test's temporary directory, so parallel runs never share a dbt targ
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,15 +18,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from flows.sources import SOURCES, streams_for
+from flows.sources import land_every_stream
 from hearth.config import Settings
-from hearth.extract import extract_incremental
-from hearth.rawzone import RawZone
-from hearth.state import StateStore
-from hearth.warehouse import dbt_project_dir, open_warehouse
+from hearth.warehouse import open_warehouse
 from sandbox.generator import generate_shop
 from sandbox.run import start_sandboxes
 from sandbox.shop.tables import read_table
+from tests.integration.warehouse_fixture import dbt
 
 pytestmark = pytest.mark.slow
 
@@ -43,23 +39,8 @@ CLASS_NAMES = {
 SEGMENTS = {"vip", "important_winback", "one_time_30_60_days", "high_aov", "discount_sensitive"}
 
 
-def dbt(data_dir: Path, *args: str) -> None:
-    """Run one dbt command on the repository's project against ``data_dir``; fail with its output."""
-    project = dbt_project_dir()
-    env = {**os.environ, "HEARTH_DATA_DIR": str(data_dir), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    command = [str(DBT), *args, "--project-dir", str(project), "--profiles-dir", str(project),
-               "--target-path", str(data_dir / "dbt_target"), "--log-path", str(data_dir / "dbt_logs")]  # fmt: skip
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, f"dbt {' '.join(args)} failed:\n{done.stdout[-6000:]}\n{done.stderr[-2000:]}"
-
-
 def ingest(data_dir: Path, env: dict[str, str]) -> None:
-    settings = Settings.from_env({**env, "HEARTH_DATA_DIR": str(data_dir)}, dotenv=False)
-    zone = RawZone(settings.raw_dir)
-    with StateStore(settings.state_path) as state:
-        for source in SOURCES:
-            for stream in streams_for(source, settings):
-                extract_incremental(stream, zone, state, now=datetime.now(UTC), initial_start=settings.history_start)
+    land_every_stream(Settings.from_env({**env, "HEARTH_DATA_DIR": str(data_dir)}, dotenv=False), now=datetime.now(UTC))
 
 
 @pytest.fixture(scope="module")

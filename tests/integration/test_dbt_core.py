@@ -11,7 +11,6 @@ of the incremental models must then give exactly the same rows.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -26,13 +25,14 @@ import duckdb
 import pytest
 
 from connectors.base import Window
-from flows.sources import SOURCES, streams_for
+from flows.sources import land_every_stream, streams_for
 from hearth.config import Settings
-from hearth.extract import extract_incremental, extract_window
+from hearth.extract import extract_window
 from hearth.rawzone import RawZone
 from hearth.state import StateStore
 from sandbox.generator import generate_shop
 from sandbox.run import start_sandboxes
+from tests.integration.warehouse_fixture import dbt
 
 pytestmark = pytest.mark.slow
 
@@ -65,22 +65,9 @@ class Warehouse:
         return db
 
 
-def dbt(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HEARTH_DATA_DIR": str(data_dir), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-           "DBT_TARGET_PATH": str(data_dir / "dbt_target"), "DBT_LOG_PATH": str(data_dir / "dbt_logs")}  # fmt: skip
-    command = [str(DBT), *args, "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR)]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240, check=False)
-    assert done.returncode == 0, f"dbt {' '.join(args)} failed:\n{done.stdout[-6000:]}\n{done.stderr[-2000:]}"
-    return done
-
-
 def ingest(settings: Settings, until: datetime, extracted_at: datetime) -> None:
     """Every stream up to ``until``, each load stamped ``extracted_at``."""
-    zone = RawZone(settings.raw_dir, now=lambda: extracted_at)
-    with StateStore(settings.state_path) as state:
-        for source in SOURCES:
-            for stream in streams_for(source, settings):
-                extract_incremental(stream, zone, state, now=until, initial_start=settings.history_start)
+    land_every_stream(settings, now=until, zone=RawZone(settings.raw_dir, now=lambda: extracted_at))
 
 
 def reextract_orders(settings: Settings, window: Window, extracted_at: datetime) -> None:

@@ -10,8 +10,6 @@ window, one with an order just outside it, one skipped for consent — exported 
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,16 +21,15 @@ from typing import Any
 import duckdb
 import pytest
 
-from flows.sources import SOURCES, streams_for
+from flows.sources import land_every_stream
 from hearth.config import Settings
-from hearth.extract import extract_incremental
 from hearth.ledger import Ledger, SendKey, key_of
 from hearth.ledger_export import export_ledger
 from hearth.rawzone import RawZone
-from hearth.state import StateStore
 from hearth.webhooks import EMAIL_EVENTS, sendgrid_event_id
 from sandbox.generator import generate_shop
 from sandbox.run import start_sandboxes
+from tests.integration.warehouse_fixture import dbt
 
 pytestmark = pytest.mark.slow
 
@@ -67,14 +64,6 @@ class Person:
     revenue: Decimal = Decimal("0")
 
 
-def dbt(data_dir: Path, *args: str) -> None:
-    env = {**os.environ, "HEARTH_DATA_DIR": str(data_dir), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-           "DBT_TARGET_PATH": str(data_dir / "dbt_target"), "DBT_LOG_PATH": str(data_dir / "dbt_logs")}  # fmt: skip
-    command = [str(DBT), *args, "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR)]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
-    assert done.returncode == 0, f"dbt {' '.join(args)} failed:\n{done.stdout[-6000:]}\n{done.stderr[-2000:]}"
-
-
 def query(data_dir: Path, sql: str) -> list[dict[str, Any]]:
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as db:
         cursor = db.execute(sql)
@@ -86,13 +75,7 @@ def ingest(data_dir: Path) -> None:
     sandboxes = start_sandboxes(data_dir, port_base=0, amazon_rate=1000.0)
     try:
         settings = Settings.from_env({**sandboxes.env(), "HEARTH_DATA_DIR": str(data_dir)}, dotenv=False)
-        zone = RawZone(settings.raw_dir)
-        with StateStore(settings.state_path) as state:
-            for source in SOURCES:
-                for stream in streams_for(source, settings):
-                    extract_incremental(
-                        stream, zone, state, now=datetime.now(UTC), initial_start=settings.history_start
-                    )
+        land_every_stream(settings, now=datetime.now(UTC))
     finally:
         sandboxes.stop()
 

@@ -15,19 +15,19 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from flows.sources import SOURCES, streams_for
+from flows.sources import land_every_stream
 from hearth.config import Settings
-from hearth.extract import extract_incremental
 from hearth.quality import run_gate
-from hearth.rawzone import RawZone
-from hearth.state import StateStore
 from sandbox.generator import generate_shop
 from sandbox.run import DEMO_SHOP_ENV, start_sandboxes
 
 REPO = Path(__file__).resolve().parents[2]
+DBT_PROJECT = REPO / "dbt_project"
+DBT = Path(sys.executable).with_name("dbt")
 MARKER = "warehouse_built.json"
 # The shared demo warehouse's instant (tests/integration/conftest.py): 18:00 UTC, daytime in
 # most of the shop's time zones, so sequence send windows are open.
@@ -42,32 +42,34 @@ def _ingest(data_dir: Path) -> None:
     """Land the whole demo shop in the raw zone through the real connectors."""
     sandboxes = start_sandboxes(data_dir, port_base=0, amazon_rate=1000.0)
     try:
-        settings = _settings(data_dir, sandboxes.env())
-        zone = RawZone(settings.raw_dir)
         # The wall clock, not the shop's NOW: the extraction window must cover every record.
-        now = datetime.now(UTC)
-        with StateStore(settings.state_path) as state:
-            for source in SOURCES:
-                for stream in streams_for(source, settings):
-                    extract_incremental(stream, zone, state, now=now, initial_start=settings.history_start)
+        land_every_stream(_settings(data_dir, sandboxes.env()), now=datetime.now(UTC))
     finally:
         sandboxes.stop()
 
 
-def dbt_build(data_dir: Path, as_of: datetime) -> None:
-    dbt = Path(sys.executable).parent / "dbt"
-    env = {**os.environ, "HEARTH_DATA_DIR": str(data_dir)}
+def dbt(
+    data_dir: Path, *args: str, env: Mapping[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """``dbt <args>`` on the repository's project against ``data_dir``; raises with its output on failure.
+
+    Target and log paths live in ``data_dir``: tests building side by side never share
+    ``dbt_project/target``.
+    """
+    env = {**os.environ, **(env or {}), "HEARTH_DATA_DIR": str(data_dir), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     env.pop("HEARTH_DBT_PROJECT_DIR", None)
-    done = subprocess.run(
-        [str(dbt), "build", "--profiles-dir", ".", "--vars", json.dumps({"as_of": as_of.isoformat()})],
-        cwd=REPO / "dbt_project",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    command = [str(DBT), *args, "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),
+               "--target-path", str(data_dir / "dbt_target"), "--log-path", str(data_dir / "dbt_logs")]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     if done.returncode != 0:
-        raise RuntimeError(f"dbt build failed ({done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}")
+        raise RuntimeError(
+            f"dbt {' '.join(args)} failed ({done.returncode}):\n{done.stdout[-6000:]}\n{done.stderr[-2000:]}"
+        )
+    return done
+
+
+def dbt_build(data_dir: Path, as_of: datetime) -> None:
+    dbt(data_dir, "build", "--vars", json.dumps({"as_of": as_of.isoformat()}))
 
 
 def build_warehouse(cache_dir: Path, *, now: datetime, seed: int = 7, customers: int = 300) -> Path:
