@@ -57,7 +57,8 @@
         The latest version of each record: the same record lands again on re-extraction,
         lookback windows and reruns after a crash. Latest = greatest updated_at, then the
         latest extraction (streams without updated_at, like Facebook insights, rely on it).
-        `record` comes back parsed as JSON.
+        `record` comes back as the JSON text it landed as: parse it once (parse_json), since
+        every `->>` on it parses the whole document again.
 
         The winners are picked on the narrow columns alone and the records fetched by their
         position afterwards: ranking whole JSON records held every version of 10M orders in
@@ -66,7 +67,7 @@
     select
         raw.id,
         raw.updated_at,
-        json(raw.record) as record,
+        raw.record,
         raw._load_id,
         raw._extracted_at
     from {{ raw_source(source_name, stream, with_position=true) }} as raw

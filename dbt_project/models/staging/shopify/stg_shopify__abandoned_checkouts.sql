@@ -2,30 +2,49 @@ with latest_records as (
     {{ latest_raw_records('shopify', 'abandoned_checkouts') }}
 ),
 
+records as (
+    select
+        id,
+        updated_at,
+        _extracted_at,
+        {{ parse_json('record', [
+            'name', 'abandonedCheckoutUrl', 'createdAt', 'updatedAt', 'completedAt', 'customer.id',
+            'customer.defaultEmailAddress.emailAddress', 'customer.defaultEmailAddress.marketingState',
+            'discountCodes[]', 'taxesIncluded', 'note',
+            'subtotalPriceSet.shopMoney.amount',
+            'totalLineItemsPriceSet.shopMoney.amount',
+            'totalDiscountSet.shopMoney.amount',
+            'totalPriceSet.shopMoney.amount',
+            'totalPriceSet.presentmentMoney.amount',
+            'totalPriceSet.presentmentMoney.currencyCode',
+        ]) }} as r
+    from latest_records
+),
+
 parsed as (
     select
         {{ gid_to_id('id') }} as checkout_id,
         id as checkout_gid,
-        record->>'$.name' as checkout_name,
-        record->>'$.abandonedCheckoutUrl' as abandoned_checkout_url,
-        {{ json_timestamp('record', 'createdAt') }} as created_at,
-        coalesce({{ json_timestamp('record', 'updatedAt') }}, updated_at) as updated_at,
-        {{ json_timestamp('record', 'completedAt') }} as completed_at,
-        {{ gid_to_id("record->>'$.customer.id'") }} as shopify_customer_id,
+        r.name as checkout_name,
+        r.abandonedCheckoutUrl as abandoned_checkout_url,
+        cast(r.createdAt as timestamptz) as created_at,
+        coalesce(cast(r.updatedAt as timestamptz), updated_at) as updated_at,
+        cast(r.completedAt as timestamptz) as completed_at,
+        {{ gid_to_id('r.customer.id') }} as shopify_customer_id,
         -- AbandonedCheckout has no email of its own in 2026-04: it is the customer's.
-        record->>'$.customer.defaultEmailAddress.emailAddress' as email_raw,
-        record->>'$.customer.defaultEmailAddress.marketingState' as marketing_state,
-        coalesce({{ json_strings('record', 'discountCodes') }}, []) as discount_codes,
-        cast(record->>'$.taxesIncluded' as boolean) as is_taxes_included,
-        nullif(record->>'$.note', '') as note,
-        {{ shop_money('record', 'subtotalPriceSet') }} as subtotal,
-        {{ shop_money('record', 'totalLineItemsPriceSet') }} as line_items_total,
-        {{ shop_money('record', 'totalDiscountSet') }} as discount_total,
-        {{ shop_money('record', 'totalPriceSet') }} as total_price,
-        record->>'$.totalPriceSet.presentmentMoney.currencyCode' as presentment_currency,
-        {{ presentment_money('record', 'totalPriceSet') }} as presentment_total_price,
+        r.customer.defaultEmailAddress.emailAddress as email_raw,
+        r.customer.defaultEmailAddress.marketingState as marketing_state,
+        coalesce(r.discountCodes, []) as discount_codes,
+        cast(r.taxesIncluded as boolean) as is_taxes_included,
+        nullif(r.note, '') as note,
+        {{ shop_money('r.subtotalPriceSet') }} as subtotal,
+        {{ shop_money('r.totalLineItemsPriceSet') }} as line_items_total,
+        {{ shop_money('r.totalDiscountSet') }} as discount_total,
+        {{ shop_money('r.totalPriceSet') }} as total_price,
+        r.totalPriceSet.presentmentMoney.currencyCode as presentment_currency,
+        {{ presentment_money('r.totalPriceSet') }} as presentment_total_price,
         _extracted_at
-    from latest_records
+    from records
 ),
 
 marked as (

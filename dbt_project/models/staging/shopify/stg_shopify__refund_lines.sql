@@ -2,20 +2,33 @@ with latest_orders as (
     {{ latest_raw_records('shopify', 'orders') }}
 ),
 
+records as (
+    select
+        id,
+        _extracted_at,
+        {{ parse_json('record', [
+            'refunds[].id',
+            'refunds[].refundLineItems.nodes[].lineItem.id',
+            'refunds[].refundLineItems.nodes[].quantity',
+            'refunds[].refundLineItems.nodes[].subtotalSet.shopMoney.amount',
+        ]) }} as r
+    from latest_orders
+),
+
 refunds as (
     select
         {{ gid_to_id('id') }} as order_id,
         _extracted_at,
-        {{ json_elements('record', '$.refunds', 'refund') }}
-    from latest_orders
+        {{ unnest_list('r.refunds', 'refund') }}
+    from records
 ),
 
 refund_lines as (
     select
         order_id,
-        {{ gid_to_id("refund->>'$.id'") }} as refund_id,
+        {{ gid_to_id('refund.id') }} as refund_id,
         _extracted_at,
-        {{ json_elements('refund', '$.refundLineItems.nodes', 'line', 'line_position') }}
+        {{ unnest_list('refund.refundLineItems.nodes', 'line', 'line_position') }}
     from refunds
 )
 
@@ -24,8 +37,8 @@ select
     refund_id || ':' || line_position as refund_line_key,
     refund_id,
     order_id,
-    {{ gid_to_id("line->>'$.lineItem.id'") }} as order_line_id,
-    cast(line->>'$.quantity' as integer) as quantity,
-    {{ shop_money('line', 'subtotalSet') }} as subtotal,
+    {{ gid_to_id('line.lineItem.id') }} as order_line_id,
+    cast(line.quantity as integer) as quantity,
+    {{ shop_money('line.subtotalSet') }} as subtotal,
     _extracted_at
 from refund_lines

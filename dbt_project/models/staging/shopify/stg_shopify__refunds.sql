@@ -2,21 +2,32 @@ with latest_orders as (
     {{ latest_raw_records('shopify', 'orders') }}
 ),
 
-refunds as (
+records as (
     -- Order.refunds is a plain list, not a connection.
+    select
+        id,
+        _extracted_at,
+        {{ parse_json('record', [
+            'refunds[].id', 'refunds[].createdAt', 'refunds[].updatedAt', 'refunds[].note',
+            'refunds[].totalRefundedSet.shopMoney.amount',
+        ]) }} as r
+    from latest_orders
+),
+
+refunds as (
     select
         {{ gid_to_id('id') }} as order_id,
         _extracted_at,
-        {{ json_elements('record', '$.refunds', 'refund') }}
-    from latest_orders
+        {{ unnest_list('r.refunds', 'refund') }}
+    from records
 )
 
 select
-    {{ gid_to_id("refund->>'$.id'") }} as refund_id,
+    {{ gid_to_id('refund.id') }} as refund_id,
     order_id,
-    {{ json_timestamp('refund', 'createdAt') }} as created_at,
-    {{ json_timestamp('refund', 'updatedAt') }} as updated_at,
-    refund->>'$.note' as note,
-    {{ shop_money('refund', 'totalRefundedSet') }} as refunded_amount,
+    cast(refund.createdAt as timestamptz) as created_at,
+    cast(refund.updatedAt as timestamptz) as updated_at,
+    refund.note as note,
+    {{ shop_money('refund.totalRefundedSet') }} as refunded_amount,
     _extracted_at
 from refunds
