@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -147,6 +147,14 @@ class DbtRun:
     seconds: float
     peak_rss_mb: float
     cpu_seconds: float
+    slowest_nodes: dict[str, float] = field(default_factory=dict)  # the profile: node -> seconds
+
+
+def _slowest_nodes(run_results: Path, top: int = 8) -> dict[str, float]:
+    """The ``top`` slowest models and tests of a dbt run, from its run_results.json."""
+    results = json.loads(run_results.read_text())["results"]
+    ranked = sorted(results, key=lambda r: r["execution_time"], reverse=True)[:top]
+    return {r["unique_id"].split(".", 2)[-1]: round(r["execution_time"], 1) for r in ranked}
 
 
 def run_dbt(ctx: Context, data_dir: Path, args: list[str], as_of: str | None = None) -> DbtRun:
@@ -181,7 +189,8 @@ def run_dbt(ctx: Context, data_dir: Path, args: list[str], as_of: str | None = N
     seconds = time.perf_counter() - started
     if process.returncode != 0:
         raise RuntimeError(f"dbt {' '.join(args)} failed ({process.returncode}):\n{log.read_text()[-4000:]}")
-    return DbtRun(seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
+    slowest = _slowest_nodes(work / "target" / "run_results.json") if args[0] == "build" else {}
+    return DbtRun(seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, slowest)
 
 
 def full_build(ctx: Context) -> tuple[Path, DbtRun, dict[str, Any]]:
@@ -242,6 +251,7 @@ def dbt_full(ctx: Context) -> StageResult:
     """``dbt build --full-refresh`` of the whole project over the shop's raw zone."""
     data_dir, build, info = full_build(ctx)
     ctx.log(f"dbt build --full-refresh: {build.seconds:.1f} s, peak RSS {build.peak_rss_mb:,.0f} MB")
+    ctx.log(f"slowest nodes (s): {build.slowest_nodes}")
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as conn:
         counts = {
             t: conn.execute(f"select count(*) from {t}").fetchall()[0][0]
@@ -254,7 +264,12 @@ def dbt_full(ctx: Context) -> StageResult:
                 "full build peak RSS (dbt process)", round(build.peak_rss_mb), "MB", TARGET_FULL_RSS_MB, "lower"
             ),
         ],
-        details={"raw_zone": info, "row_counts": counts, "dbt_cpu_seconds": round(build.cpu_seconds, 2)},
+        details={
+            "raw_zone": info,
+            "row_counts": counts,
+            "dbt_cpu_seconds": round(build.cpu_seconds, 2),
+            "slowest_nodes": build.slowest_nodes,
+        },
     )
 
 
@@ -313,6 +328,7 @@ def dbt_incremental(ctx: Context) -> StageResult:
     incremental = run_dbt(ctx, data_dir, ["build"], as_of=later)
     ratio = incremental.seconds / full.seconds
     ctx.log(f"full {full.seconds:.1f} s, incremental {incremental.seconds:.1f} s: ratio {ratio:.2f}")
+    ctx.log(f"slowest nodes (s): {incremental.slowest_nodes}")
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as conn:
         new_orders = conn.execute("select count(*) from orders where order_name like '%-N'").fetchall()[0][0]
     if new_orders != changes["new"]:
@@ -333,7 +349,12 @@ def dbt_incremental(ctx: Context) -> StageResult:
             ),
             Metric("incremental peak RSS (dbt process)", round(incremental.peak_rss_mb), "MB"),
         ],
-        details={"changes": changes, "full_seconds": round(full.seconds, 2), "raw_zone": info},
+        details={
+            "changes": changes,
+            "full_seconds": round(full.seconds, 2),
+            "raw_zone": info,
+            "slowest_nodes": incremental.slowest_nodes,
+        },
     )
 
 
