@@ -52,7 +52,7 @@
 {%- endmacro %}
 
 
-{% macro latest_raw_records(source_name, stream) -%}
+{% macro latest_raw_records(source_name, stream, reprocess_ids=[]) -%}
     {#-
         The latest version of each record: the same record lands again on re-extraction,
         lookback windows and reruns after a crash. Latest = greatest updated_at, then the
@@ -63,7 +63,20 @@
         The winners are picked on the narrow columns alone and the records fetched by their
         position afterwards: ranking whole JSON records held every version of 10M orders in
         memory (17 GB); this way a build stays inside DuckDB's memory cap.
+
+        In an incremental model, only records landed since the model's incremental_cutoff()
+        are read (Parquet statistics skip older files unread), plus the raw ids in
+        `reprocess_ids`; the model's unique_key then replaces their earlier versions. This
+        trusts that a later extraction never returns an older version of a record.
     -#}
+    {%- set since -%}
+        {%- if execute and is_incremental() -%}
+        {#- A constant, so that DuckDB prunes files by their Parquet statistics. -#}
+        {%- set cutoff = run_query("select cast(" ~ incremental_cutoff() ~ " as varchar)").columns[0].values()[0] -%}
+        where _extracted_at >= '{{ cutoff }}'::timestamptz
+            {%- if reprocess_ids %} or id in ({% for id in reprocess_ids %}'{{ id }}'{{ ", " if not loop.last }}{% endfor %}){% endif %}
+        {%- endif -%}
+    {%- endset -%}
     select
         raw.id,
         raw.updated_at,
@@ -74,10 +87,12 @@
     semi join (
         select filename, file_row_number
         from {{ raw_source(source_name, stream, with_position=true) }} as versions
+        {{ since }}
         qualify row_number() over (
             partition by id
             order by updated_at desc nulls last, _extracted_at desc, _load_id desc, filename desc, file_row_number desc
         ) = 1
     ) as latest
         on latest.filename = raw.filename and latest.file_row_number = raw.file_row_number
+    {{ since }}
 {%- endmacro %}

@@ -138,7 +138,8 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
     with duckdb.connect(str(data_dir / "warehouse.duckdb")) as db:
         db.execute(f"copy (select * from orders) to '{data_dir}/orders_incremental.parquet'")
         db.execute(f"copy (select * from order_lines) to '{data_dir}/order_lines_incremental.parquet'")
-    dbt(data_dir, "run", "--full-refresh", "--select", "orders", "order_lines")
+    # Staging included: the Shopify staging models are incremental too.
+    dbt(data_dir, "run", "--full-refresh", "--select", "+orders", "+order_lines")
     yield Warehouse(data_dir, incremental, shared_email)
 
 

@@ -1,3 +1,11 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='checkout_id',
+        incremental_strategy='delete+insert'
+    )
+}}
+
 with latest_checkouts as (
     {{ latest_raw_records('shopify', 'abandoned_checkouts') }}
 ),

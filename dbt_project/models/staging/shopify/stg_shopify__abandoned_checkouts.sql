@@ -1,5 +1,13 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='checkout_id',
+        incremental_strategy='delete+insert'
+    )
+}}
+
 with latest_records as (
-    {{ latest_raw_records('shopify', 'abandoned_checkouts') }}
+    {{ latest_raw_records('shopify', 'abandoned_checkouts', reprocess_ids=ids_to_redact_again('checkout_gid', 'shopify_customer_id', 'email_raw')) }}
 ),
 
 records as (

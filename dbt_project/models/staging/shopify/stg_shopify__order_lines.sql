@@ -1,3 +1,11 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='order_id',
+        incremental_strategy='delete+insert'
+    )
+}}
+
 with latest_orders as (
     {{ latest_raw_records('shopify', 'orders') }}
 ),

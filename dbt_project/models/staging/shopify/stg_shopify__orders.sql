@@ -1,5 +1,13 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='order_id',
+        incremental_strategy='delete+insert'
+    )
+}}
+
 with latest_records as (
-    {{ latest_raw_records('shopify', 'orders') }}
+    {{ latest_raw_records('shopify', 'orders', reprocess_ids=ids_to_redact_again('order_gid', 'shopify_customer_id', 'email_raw', 'order_id')) }}
 ),
 
 records as (
