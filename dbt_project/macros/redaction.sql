@@ -13,22 +13,28 @@
     {#-
         The key of the redaction request covering a record, else null. A request names one
         Shopify customer; guest checkouts gave the same person other ids, which the email
-        catches. Null arguments match nothing.
+        catches. Null arguments match nothing. Three equality look-ups, not one OR: DuckDB
+        turns each into a hash join, where the OR was a nested loop (~20x slower per row).
+        The requests' columns are renamed so the caller's never bind in here.
     -#}
     (
         select min(redacted_key)
-        -- Renamed so the caller's columns (shopify_customer_id, email) never bind in here.
         from (
-            select
-                redaction_key as redacted_key,
-                shopify_customer_id as redacted_customer_id,
-                email_sha256 as redacted_email_sha256,
-                order_ids as redacted_order_ids
-            from {{ ref('stg_shopify__customer_redactions') }}
+            select redacted_key
+            from (select redaction_key as redacted_key, shopify_customer_id as redacted_customer_id
+                  from {{ ref('stg_shopify__customer_redactions') }})
+            where redacted_customer_id = {{ customer_id }}
+            union all
+            select redacted_key
+            from (select redaction_key as redacted_key, email_sha256 as redacted_email_sha256
+                  from {{ ref('stg_shopify__customer_redactions') }})
+            where redacted_email_sha256 = sha256({{ normalise_email(email) }})
+            union all
+            select redacted_key
+            from (select redaction_key as redacted_key, unnest(order_ids) as redacted_order_id
+                  from {{ ref('stg_shopify__customer_redactions') }})
+            where redacted_order_id = {{ order_id }}
         )
-        where redacted_customer_id = {{ customer_id }}
-            or redacted_email_sha256 = sha256({{ normalise_email(email) }})
-            or list_contains(redacted_order_ids, {{ order_id }})
     )
 {%- endmacro %}
 
