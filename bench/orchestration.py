@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import shutil
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.harness import Context, Metric, StageResult, stage
@@ -140,4 +141,85 @@ def prefect_overhead(ctx: Context) -> StageResult:
             "prefect_server_startup_seconds": round(server_seconds, 2),
             "runs": {k: [{"wall": round(w, 3), "cpu": round(c, 3)} for w, c in v] for k, v in runs.items()},
         },
+    )
+
+
+# -- the transform at full size ---------------------------------------------------------
+
+
+def plain_transform(settings: Settings, as_of: str) -> str:
+    """The transform flow's steps as plain calls: dbt in this process, the gate, the analysts' copy."""
+    from dbt.cli.main import dbtRunner
+
+    from flows.transform import _mark_build_started, _release_dbt_duckdb, dbt_args
+    from hearth.quality import run_gate
+    from hearth.warehouse import dbt_project_dir
+    from hearth.warehouse_lock import publish_warehouse, warehouse_lock
+
+    project = str(dbt_project_dir())
+    with warehouse_lock(settings.data_dir):
+        _mark_build_started(settings)
+        result = dbtRunner().invoke([*dbt_args(False, as_of), "--project-dir", project, "--profiles-dir", project])
+        _release_dbt_duckdb()
+        if not result.success:
+            raise RuntimeError(f"dbt build failed: {result.exception}")
+        gate = run_gate(settings)
+        publish_warehouse(settings.warehouse_path, settings.data_dir)
+    return "passed" if gate.passed else f"failed: {gate.failures[:3]}"
+
+
+def prefect_transform(settings: Settings, as_of: str) -> str:
+    """The ``transform`` flow itself: a task per dbt node, the gate, artifacts, the analysts' copy."""
+    from flows.transform import transform
+
+    state = transform(as_of=as_of, return_state=True)
+    if not state.is_completed():
+        raise RuntimeError(f"the transform flow ended {state.name}: {state.message}")
+    return "passed" if state.result()["gate"]["passed"] else "failed"
+
+
+@stage("orchestration.transform_overhead")
+def transform_overhead(ctx: Context) -> StageResult:
+    """An hourly transform after ~1 % new orders, as the Prefect flow and as plain calls.
+
+    The daily pipeline's heaviest step at the shop's size: both start from a copy of the
+    kept full build with the same new raw file, plain first. prefect-dbt makes every dbt
+    node a task run (~300 of them), the part of Prefect's cost that grows with the project.
+    """
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    from prefect.testing.utilities import prefect_test_harness
+
+    from bench.warehouse import add_order_changes, kept_or_full_build
+
+    now = datetime.fromisoformat(ctx.size.now)
+    later = (now + timedelta(hours=1)).isoformat()
+    seconds, verdicts = {}, {}
+    with prefect_test_harness(server_startup_timeout=120):
+        for name, run in (("plain", plain_transform), ("prefect", prefect_transform)):
+            data_dir, _full, _info = kept_or_full_build(ctx, name)
+            add_order_changes(data_dir, ctx.size.option("warehouse.incremental_share", 0.01), now)
+            os.environ["HEARTH_DATA_DIR"] = str(data_dir)
+            started = time.perf_counter()
+            verdicts[name] = run(Settings.from_env(dotenv=False), later)
+            seconds[name] = time.perf_counter() - started
+            ctx.log(f"{name:7}: {seconds[name]:7.1f} s, gate {verdicts[name]}")
+            shutil.rmtree(data_dir, ignore_errors=True)  # the next copy needs the disk
+    if verdicts["plain"] != verdicts["prefect"]:
+        raise AssertionError(f"the two ways disagree on the gate: {verdicts}")
+    share = (seconds["prefect"] - seconds["plain"]) / seconds["prefect"]
+    return StageResult(
+        [
+            Metric.against_target(
+                "Prefect's share of the transform wall time",
+                round(share, 3),
+                "",
+                TARGET_SHARE,
+                "lower",
+                note="(flow − plain) / flow: dbt build, gate and published copy after 1 % new orders",
+            ),
+            Metric("transform flow wall time", round(seconds["prefect"], 1), "s"),
+            Metric("plain transform wall time", round(seconds["plain"], 1), "s"),
+        ],
+        details={"seconds": {k: round(v, 2) for k, v in seconds.items()}, "gate": verdicts},
     )

@@ -229,18 +229,21 @@ def _keep_build(ctx: Context, data_dir: Path, build: DbtRun) -> None:
     temp.rename(cache)
 
 
-def kept_or_full_build(ctx: Context) -> tuple[Path, DbtRun, dict[str, Any]]:
+def kept_or_full_build(ctx: Context, name: str = "data") -> tuple[Path, DbtRun, dict[str, Any]]:
     """The full build kept by an earlier stage (same shop, same dbt project) copied in, else a new one.
 
     At full size one build takes many minutes; ``warehouse.dbt_full`` measures it and the
-    incremental and RFM stages start from a copy of its warehouse, with its numbers as
-    their baseline.
+    incremental, RFM and orchestration stages start from a copy of its warehouse (in
+    ``ctx.work_dir / name``), with its numbers as their baseline.
     """
     cache = _build_cache(ctx)
     if not (cache / "build.json").is_file():
-        return full_build(ctx)
+        data_dir, build, info = full_build(ctx)
+        if name != "data":
+            data_dir = data_dir.rename(ctx.work_dir / name)
+        return data_dir, build, info
     raw, info = ensure_raw_zone(ctx)
-    data_dir = link_raw_zone(raw, ctx.work_dir / "data")
+    data_dir = link_raw_zone(raw, ctx.work_dir / name)
     shutil.copy2(cache / "warehouse.duckdb", data_dir / "warehouse.duckdb")
     ctx.log(f"starting from the full build kept in {cache}")
     return data_dir, DbtRun(**json.loads((cache / "build.json").read_text())), {**info, "full_build": "kept"}

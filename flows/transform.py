@@ -170,7 +170,6 @@ def _previous_build_instant(warehouse_path: Path) -> datetime | None:
         return None
 
 
-@task(name="quality-gate", cache_policy=NO_CACHE)
 def _mark_build_started(settings: Settings) -> None:
     """Sends refuse from now until this build's gate passes: a build killed half-way never gets there."""
     with closing(open_store(settings.state_path)) as conn:
@@ -179,6 +178,7 @@ def _mark_build_started(settings: Settings) -> None:
         record_build_started(conn, now=datetime.now(UTC), docs_path=docs)
 
 
+@task(name="quality-gate", cache_policy=NO_CACHE)
 def quality_gate(upstream_failures: list[str]) -> GateResult:
     """Run the GX checkpoint on the raw zone and the marts; record the verdict in state.sqlite."""
     result = run_gate(Settings.from_env(), upstream_failures=upstream_failures)
