@@ -48,6 +48,9 @@ TARGET_FULL_RSS_MB = 4096.0
 DIRECT_ABOVE_CUSTOMERS = 100_000  # bigger shops get their raw zone from bench.rawzone_direct
 TARGET_INCREMENTAL_RATIO = 0.15
 TARGET_RFM_VS_HAND = 1.3
+# Every load of a cached raw zone is dated this long before the shop's now: the initial backfill
+# of a shop in steady state, beyond the incremental models' lookback (var lookback_days, 3).
+LANDED_BEFORE_NOW = timedelta(days=7)
 TARGET_PANDAS_SPEEDUP = 2.5
 TARGET_VS_POLARS = 1.5
 # The project's var rfm_split_quantile (dbt_project.yml): the hand-written engines use the same.
@@ -95,12 +98,47 @@ def raw_zone_producer(ctx: Context) -> str:
     return str(ctx.size.option("warehouse.raw_zone_producer", default))
 
 
+def settle_raw_zone(raw_dir: Path, landed_before: datetime) -> int:
+    """Move every load's ``_extracted_at`` back so that the latest is ``landed_before``; files rewritten.
+
+    A raw zone is produced in minutes (or an hour) just now, but an hourly build in steady
+    state finds the history landed long ago, beyond the incremental models' lookback: the
+    initial backfill. Gaps between loads are kept.
+    """
+    files = sorted(raw_dir.rglob("*.parquet"))
+    with duckdb.connect() as conn:
+        latest = conn.execute(
+            f"select max(_extracted_at) from read_parquet({[str(f) for f in files]}, union_by_name = true)"
+        ).fetchall()[0][0]
+        shift = latest - landed_before
+        if shift <= timedelta(0):
+            return 0
+        for file in files:
+            temp = file.with_suffix(".settling")
+            conn.execute(
+                f"copy (select * replace (_extracted_at - interval '{shift.total_seconds()} seconds' as _extracted_at) "
+                f"from read_parquet('{file}')) to '{temp}' (format parquet, compression zstd)"
+            )
+            temp.replace(file)
+    return len(files)
+
+
 def ensure_raw_zone(ctx: Context) -> tuple[Path, dict[str, Any]]:
-    """The shop's raw zone (cached under ``bench/out/rawzones``); produces it first if missing."""
+    """The shop's raw zone (cached under ``bench/out/rawzones``), landed before the shop's now.
+
+    Produced first if missing; every load is then dated :data:`LANDED_BEFORE_NOW` before
+    the shop's now (:func:`settle_raw_zone`).
+    """
     cache = OUT_DIR / "rawzones" / ctx.size.shop_key
     marker = cache / RAWZONE_MARKER
+    landed_before = datetime.fromisoformat(ctx.size.now) - LANDED_BEFORE_NOW
     if marker.is_file():
-        return cache, {**json.loads(marker.read_text()), "cached": True}
+        info = json.loads(marker.read_text())
+        if "landed_before" not in info:  # a cache from before settling: settle it once
+            settle_raw_zone(cache / "raw", landed_before)
+            info["landed_before"] = landed_before.isoformat()
+            marker.write_text(json.dumps(info, indent=1))
+        return cache, {**info, "cached": True}
     temp = cache.with_name(f".tmp-{cache.name}-{os.getpid()}")
     shutil.rmtree(temp, ignore_errors=True)
     producer = raw_zone_producer(ctx)
@@ -115,10 +153,12 @@ def ensure_raw_zone(ctx: Context) -> tuple[Path, dict[str, Any]]:
     else:
         ctx.log(f"ingesting the shop through the sandboxes into {cache} (once per shop) …")
         rows = _ingest(ctx.shop, temp, ctx.work_dir / "sandboxes")
+    settle_raw_zone(temp / "raw", landed_before)
     info = {
         "producer": producer,
         "ingest_seconds": round(time.perf_counter() - started, 1),
         "records": rows,
+        "landed_before": landed_before.isoformat(),
         **details,
     }
     (temp / RAWZONE_MARKER).write_text(json.dumps(info, indent=1))
