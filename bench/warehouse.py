@@ -51,6 +51,7 @@ TARGET_RFM_VS_HAND = 1.3
 # Every load of a cached raw zone is dated this long before the shop's now: the initial backfill
 # of a shop in steady state, beyond the incremental models' lookback (var lookback_days, 3).
 LANDED_BEFORE_NOW = timedelta(days=7)
+HOURLY_SHARE = 0.001  # of the orders changed in the last hourly load before the shop's now
 TARGET_PANDAS_SPEEDUP = 2.5
 TARGET_VS_POLARS = 1.5
 # The project's var rfm_split_quantile (dbt_project.yml): the hand-written engines use the same.
@@ -123,6 +124,18 @@ def settle_raw_zone(raw_dir: Path, landed_before: datetime) -> int:
     return len(files)
 
 
+def _settle(ctx: Context, data_dir: Path, landed_before: datetime) -> dict[str, Any]:
+    """The history landed a week ago, then the last hourly load an hour before the shop's now.
+
+    The hourly load (0.1 % of the orders changed) is what puts an incremental model's cutoff
+    after the history: the cutoff is the latest load already built minus the lookback.
+    """
+    settle_raw_zone(data_dir / "raw", landed_before)
+    hour_ago = datetime.fromisoformat(ctx.size.now) - timedelta(hours=1)
+    hourly = add_order_changes(data_dir, HOURLY_SHARE, hour_ago, tag="H", landed_at=hour_ago)
+    return {"landed_before": landed_before.isoformat(), "last_hourly_load": {**hourly, "landed_at": str(hour_ago)}}
+
+
 def ensure_raw_zone(ctx: Context) -> tuple[Path, dict[str, Any]]:
     """The shop's raw zone (cached under ``bench/out/rawzones``), landed before the shop's now.
 
@@ -134,9 +147,8 @@ def ensure_raw_zone(ctx: Context) -> tuple[Path, dict[str, Any]]:
     landed_before = datetime.fromisoformat(ctx.size.now) - LANDED_BEFORE_NOW
     if marker.is_file():
         info = json.loads(marker.read_text())
-        if "landed_before" not in info:  # a cache from before settling: settle it once
-            settle_raw_zone(cache / "raw", landed_before)
-            info["landed_before"] = landed_before.isoformat()
+        if "last_hourly_load" not in info:  # a cache from before settling: settle it once
+            info.update(_settle(ctx, cache, landed_before))
             marker.write_text(json.dumps(info, indent=1))
         return cache, {**info, "cached": True}
     temp = cache.with_name(f".tmp-{cache.name}-{os.getpid()}")
@@ -153,8 +165,8 @@ def ensure_raw_zone(ctx: Context) -> tuple[Path, dict[str, Any]]:
     else:
         ctx.log(f"ingesting the shop through the sandboxes into {cache} (once per shop) …")
         rows = _ingest(ctx.shop, temp, ctx.work_dir / "sandboxes")
-    settle_raw_zone(temp / "raw", landed_before)
     info = {
+        **_settle(ctx, temp, landed_before),
         "producer": producer,
         "ingest_seconds": round(time.perf_counter() - started, 1),
         "records": rows,
@@ -324,11 +336,15 @@ def _gid_bump(gid: str, offset: int) -> str:
     return f"{prefix}/{int(number) + offset}"
 
 
-def add_order_changes(data_dir: Path, share: float, as_of: datetime) -> dict[str, int]:
+def add_order_changes(
+    data_dir: Path, share: float, as_of: datetime, *, tag: str = "N", landed_at: datetime | None = None
+) -> dict[str, int]:
     """Land one raw file of Shopify orders: ``share`` of the orders, half updated, half new copies.
 
     Updated orders keep their id and get a fresh ``updatedAt``; new orders are copies under
-    new ids (their line items too) created an hour before ``as_of``, with no refunds.
+    new ids (their line items too) named ``<name>-<tag>``, created an hour before ``as_of``,
+    with no refunds. Each ``tag`` picks its own orders and ids. The load is stamped
+    ``landed_at`` (default: now).
     """
     from hearth.rawzone import RawZone
 
@@ -338,9 +354,10 @@ def add_order_changes(data_dir: Path, share: float, as_of: datetime) -> dict[str
         wanted = max(2, round(total * share))
         picked = conn.execute(
             f"select any_value(record order by updated_at desc) from read_parquet('{files}') "
-            f"group by id order by hash(id) limit {wanted}"
+            f"group by id order by hash(id || '{tag}') limit {wanted}"
         ).fetchall()
-    offset, stamp = 10**12, datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    offset = 10**12 * (1 + sum(map(ord, tag)))
+    stamp = (landed_at or datetime.now(UTC)).isoformat().replace("+00:00", "Z")
     created = (as_of - timedelta(hours=1)).isoformat().replace("+00:00", "Z")
     records = []
     for index, (text,) in enumerate(picked):
@@ -348,13 +365,14 @@ def add_order_changes(data_dir: Path, share: float, as_of: datetime) -> dict[str
         order["updatedAt"] = stamp
         if index % 2:  # a new order
             order["id"] = _gid_bump(order["id"], offset)
-            order["name"] = f"{order.get('name', '#')}-N"
+            order["name"] = f"{order.get('name', '#')}-{tag}"
             order["createdAt"] = order["processedAt"] = created
             order["refunds"] = []
             for edge in (order.get("lineItems") or {}).get("nodes") or []:
                 edge["id"] = _gid_bump(edge["id"], offset)
         records.append(order)
-    with RawZone(data_dir / "raw").open_load("shopify", "orders") as load:
+    zone = RawZone(data_dir / "raw", now=lambda: landed_at) if landed_at else RawZone(data_dir / "raw")
+    with zone.open_load("shopify", "orders") as load:
         load.write(records, id_of=lambda r: r["id"], updated_at_of=lambda r: r["updatedAt"])
     return {"orders_before": total, "updated": len(records) - len(records) // 2, "new": len(records) // 2}
 
