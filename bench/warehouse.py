@@ -352,9 +352,20 @@ def add_order_changes(
     with duckdb.connect() as conn:
         total = conn.execute(f"select count(distinct id) from read_parquet('{files}')").fetchall()[0][0]
         wanted = max(2, round(total * share))
+        # Each picked order's latest version: chosen on the narrow columns, then fetched by its
+        # position (ranking whole records held all 10M orders in memory: 20 GB).
         picked = conn.execute(
-            f"select any_value(record order by updated_at desc) from read_parquet('{files}') "
-            f"group by id order by hash(id || '{tag}') limit {wanted}"
+            f"""
+            select raw.record
+            from read_parquet('{files}', filename = true, file_row_number = true) as raw
+            semi join (
+                select filename, file_row_number
+                from read_parquet('{files}', filename = true, file_row_number = true)
+                qualify row_number() over (partition by id order by updated_at desc, filename desc) = 1
+                order by hash(id || '{tag}')
+                limit {wanted}
+            ) as chosen using (filename, file_row_number)
+            """
         ).fetchall()
     offset = 10**12 * (1 + sum(map(ord, tag)))
     stamp = (landed_at or datetime.now(UTC)).isoformat().replace("+00:00", "Z")
