@@ -46,7 +46,7 @@ from connectors.shopify.queries import SPECS, StreamSpec, bulk_query, search_fil
 from connectors.shopify.settings import ShopifySettings
 from connectors.shopify.streams import ShopifyStream, split
 from hearth.config import Settings
-from hearth.extract import extract_incremental, extract_window, incremental_window
+from hearth.extract import extract_window, incremental_window
 from hearth.rawzone import RawZone
 from hearth.state import StateStore
 from sandbox.shopify.bulk import BulkOperations, _Projector
@@ -230,31 +230,22 @@ def _land(job: Job) -> tuple[Job, int, int, float]:
 
 def ingest_http(shop_dir: Path, settings: Settings, now: datetime, sources: tuple[str, ...] = HTTP_SOURCES) -> dict:
     """The real path for ``sources`` (Amazon, Facebook): their sandboxes over HTTP, the real connectors."""
-    from flows.sources import streams_for
+    from flows.sources import land_every_stream
     from sandbox.amazon import AmazonSandbox
     from sandbox.facebook import FacebookSandbox
 
     servers = {"amazon": lambda: AmazonSandbox(shop_dir, rate_per_second=AMAZON_RATE),
                "facebook": lambda: FacebookSandbox(shop_dir)}  # fmt: skip
-    rows: dict[str, int] = {}
     env = {"HEARTH_DATA_DIR": str(settings.data_dir)}
     started = [servers[source]() for source in sources]
     try:
         for server in started:
             server.start()
             env.update(server.env())  # type: ignore[attr-defined]
-        http_settings = Settings.from_env(env, dotenv=False)
-        with StateStore(http_settings.state_path) as state:
-            for source in sources:
-                for stream in streams_for(source, http_settings):
-                    result = extract_incremental(
-                        stream, RawZone(http_settings.raw_dir), state, now=now, initial_start=settings.history_start
-                    )
-                    rows[f"{source}.{stream.name}"] = result.rows
+        return land_every_stream(Settings.from_env(env, dotenv=False), now=now, sources=sources)
     finally:
         for server in started:
             server.stop()
-    return rows
 
 
 def produce(

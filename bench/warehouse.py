@@ -62,31 +62,19 @@ TARGET_VS_POLARS = 1.5
 
 def _ingest(shop: Path, data_dir: Path, sandbox_dir: Path) -> dict[str, int]:
     """Land the whole shop in ``data_dir/raw`` through the sandboxes and the real connectors."""
-    from flows.sources import SOURCES, streams_for
+    from flows.sources import land_every_stream
     from hearth.config import Settings
-    from hearth.extract import extract_incremental
-    from hearth.rawzone import RawZone
-    from hearth.state import StateStore
     from sandbox.run import start_sandboxes
 
     (sandbox_dir / "sandbox").mkdir(parents=True, exist_ok=True)
     (sandbox_dir / "sandbox" / "shop").symlink_to(shop.resolve(), target_is_directory=True)
     sandboxes = start_sandboxes(sandbox_dir, port_base=0, amazon_rate=1000.0)
-    rows: dict[str, int] = {}
     try:
         settings = Settings.from_env({**sandboxes.env(), "HEARTH_DATA_DIR": str(data_dir)}, dotenv=False)
         # The wall clock, not the shop's "now": the first window must cover every record.
-        now = datetime.now(UTC)
-        with StateStore(settings.state_path) as state:
-            for source in SOURCES:
-                for stream in streams_for(source, settings):
-                    result = extract_incremental(
-                        stream, RawZone(settings.raw_dir), state, now=now, initial_start=settings.history_start
-                    )
-                    rows[f"{source}.{stream.name}"] = result.rows
+        return land_every_stream(settings, now=datetime.now(UTC))
     finally:
         sandboxes.stop()
-    return rows
 
 
 def raw_zone_producer(ctx: Context) -> str:

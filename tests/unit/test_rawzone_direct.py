@@ -21,10 +21,9 @@ import pytest
 from bench.rawzone_direct import DirectShopifyStream, plan_jobs, produce
 from connectors.base import Window
 from connectors.shopify.queries import SPECS
-from flows.sources import SOURCES, streams_for
+from flows.sources import land_every_stream
 from hearth.config import Settings
-from hearth.extract import extract_incremental, incremental_window
-from hearth.rawzone import RawZone
+from hearth.extract import incremental_window
 from hearth.state import StateStore
 from sandbox.generator import generate_shop
 from sandbox.run import start_sandboxes
@@ -49,12 +48,7 @@ def _real_ingest(shop: Path, data_dir: Path) -> None:
     sandboxes = start_sandboxes(data_dir, port_base=0, amazon_rate=1000.0)
     try:
         settings = Settings.from_env({**sandboxes.env(), "HEARTH_DATA_DIR": str(data_dir)}, dotenv=False)
-        with StateStore(settings.state_path) as state:
-            for source in SOURCES:
-                for stream in streams_for(source, settings):
-                    extract_incremental(
-                        stream, RawZone(settings.raw_dir), state, now=RUN_NOW, initial_start=settings.history_start
-                    )
+        land_every_stream(settings, now=RUN_NOW)
     finally:
         sandboxes.stop()
 
