@@ -9,3 +9,17 @@
         from {{ this }}
     )
 {%- endmacro %}
+
+
+{% macro stored_ids_where(raw_id, condition) -%}
+    {#-
+        For an incremental staging model (its reprocess_ids): the raw ids of stored rows that
+        match `condition` and so must be read again from the raw zone, however old (a
+        redaction request, a currency rate added since). A full build reads all anyway.
+    -#}
+    {%- if execute and is_incremental() -%}
+        {%- set found = run_query("select distinct " ~ raw_id ~ " from " ~ this ~ " where " ~ condition) -%}
+        {{- return(found.columns[0].values() | list) -}}
+    {%- endif -%}
+    {{- return([]) -}}
+{%- endmacro %}

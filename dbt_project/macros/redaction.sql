@@ -51,12 +51,7 @@
         request covered them. latest_raw_records reads these records again, so the model's
         own masking applies to them. A full build needs none.
     -#}
-    {%- if execute and is_incremental() -%}
-        {%- set found = run_query(
-            "select distinct " ~ raw_id ~ " from " ~ this ~ " where redaction_key is null and "
-            ~ redaction_key_of(customer_id, email, order_id) ~ " is not null"
-        ) -%}
-        {{- return(found.columns[0].values() | list) -}}
-    {%- endif -%}
-    {{- return([]) -}}
+    {{- return(stored_ids_where(
+        raw_id, "redaction_key is null and " ~ redaction_key_of(customer_id, email, order_id) ~ " is not null"
+    )) -}}
 {%- endmacro %}

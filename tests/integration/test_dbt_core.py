@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -43,9 +44,11 @@ DBT = Path(sys.executable).with_name("dbt")
 # This part of the project only: the analytics, segments and triggers build on it elsewhere.
 SELECT = ["--select", "path:models/staging", "path:models/intermediate", "path:models/marts",
           "currency_rates", "region_timezones", "--indirect-selection", "cautious"]  # fmt: skip
-EURO_ORDER, UNRATED_ORDER = "999-0000001-0000001", "999-0000001-0000002"
+EURO_ORDER, UNRATED_ORDER, LATER_ORDER = "999-0000001-0000001", "999-0000001-0000002", "999-0000001-0000003"
 SETTLE_DAYS = 7  # the Facebook sandbox's recent days still settle (sandbox.facebook.data)
 STALE = "~first-build"  # appended to order names the first build wrote; a reprocessed order loses it
+# Incremental models whose incremental build is compared with a full refresh, row for row.
+COMPARED = ("orders", "order_lines", "stg_shopify__customers", "stg_amazon__orders", "stg_amazon__order_items")
 
 
 @dataclass
@@ -97,8 +100,8 @@ def amazon_order(order_id: str, email: str, currency: str, amount: str, sku: str
     }  # fmt: skip
 
 
-def land_amazon_orders(settings: Settings, records: list[dict[str, Any]], extracted_at: datetime) -> None:
-    with RawZone(settings.raw_dir, now=lambda: extracted_at).open_load("amazon", "orders") as load:
+def land_amazon_orders(raw_dir: Path, records: list[dict[str, Any]], extracted_at: datetime) -> None:
+    with RawZone(raw_dir, now=lambda: extracted_at).open_load("amazon", "orders") as load:
         load.write(records, id_of=lambda r: r["orderId"], updated_at_of=lambda r: r["lastUpdatedTime"])
 
 
@@ -127,7 +130,7 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
     finally:
         sandboxes.stop()
     land_amazon_orders(
-        settings,
+        settings.raw_dir,
         [
             amazon_order(EURO_ORDER, f"  {shared_email.upper()} ", "EUR", "100.00", sku),
             amazon_order(UNRATED_ORDER, "0f0f0f@marketplace.amazon.com", "XYZ", "12.00", sku),
@@ -136,8 +139,8 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
     )
     incremental = dbt(data_dir, "build", *SELECT)
     with duckdb.connect(str(data_dir / "warehouse.duckdb")) as db:
-        db.execute(f"copy (select * from orders) to '{data_dir}/orders_incremental.parquet'")
-        db.execute(f"copy (select * from order_lines) to '{data_dir}/order_lines_incremental.parquet'")
+        for table in COMPARED:
+            db.execute(f"copy (select * from {table}) to '{data_dir}/{table}_incremental.parquet'")
     # Staging included: the Shopify staging models are incremental too.
     dbt(data_dir, "run", "--full-refresh", "--select", "+orders", "+order_lines")
     yield Warehouse(data_dir, incremental, shared_email)
@@ -150,11 +153,8 @@ def scalar(db: duckdb.DuckDBPyConnection, sql: str) -> Any:
 
 
 def test_incremental_build_equals_full_refresh(warehouse: Warehouse) -> None:
-    incremental = {
-        "orders": f"(select * replace (replace(order_name, '{STALE}', '') as order_name) "
-        f"from read_parquet('{warehouse.data_dir}/orders_incremental.parquet'))",
-        "order_lines": f"read_parquet('{warehouse.data_dir}/order_lines_incremental.parquet')",
-    }
+    incremental = {table: f"read_parquet('{warehouse.data_dir}/{table}_incremental.parquet')" for table in COMPARED}
+    incremental["orders"] = f"(select * replace (replace(order_name, '{STALE}', '') as order_name) from {incremental['orders']})"
     with warehouse.connect() as db:
         for table, built in incremental.items():
             extra = scalar(db, f"select count(*) from (select * from {built} except all select * from {table})")
@@ -308,6 +308,28 @@ def test_unrated_currency_is_kept_and_named(warehouse: Warehouse) -> None:
     log = warehouse.incremental_build.stdout
     assert re.search(r"currencies without a rate .*: XYZ$", log, re.MULTILINE), "the missing rate must be named"
     assert re.search(r"WARN 1 assert_currencies_have_rates", log), "the currency test must warn, not pass"
+
+
+def test_a_rate_added_later_converts_the_stored_order(warehouse: Warehouse, tmp_path: Path) -> None:
+    """The currency test's advice, "add the rate to the seed, rebuild", works on an incremental build.
+
+    By then the unrated order lies before the lookback: a later load has been built since.
+    """
+    data_dir = tmp_path / "data"
+    shutil.copytree(warehouse.data_dir, data_dir, ignore=shutil.ignore_patterns("dbt_target", "dbt_logs", "sandbox"))
+    models = ("--select", "stg_amazon__orders", "stg_amazon__order_items", "orders", "order_lines")
+    later = NOW + timedelta(days=5)
+    land_amazon_orders(data_dir / "raw", [amazon_order(LATER_ORDER, "1e1e1e@marketplace.amazon.com", "USD",
+                                                      "5.00", "LATER-SKU")], extracted_at=later)  # fmt: skip
+    dbt(data_dir, "run", *models)
+    with duckdb.connect(str(data_dir / "warehouse.duckdb")) as db:
+        db.execute("insert into currency_rates values ('XYZ', 0.5)")  # as `dbt seed` would after the edit
+    dbt(data_dir, "run", *models)
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as db:
+        order = db.execute(f"select total_price, net_revenue from orders where source_order_id = '{UNRATED_ORDER}'")
+        assert order.fetchall() == [(Decimal("6.00"), Decimal("6.00"))]
+        lines = db.execute(f"select line_total from order_lines where order_key = 'amazon:{UNRATED_ORDER}'")
+        assert lines.fetchall() == [(Decimal("6.00"),)]
 
 
 def test_ad_performance_matches_settled_facebook_days(warehouse: Warehouse) -> None:

@@ -10,8 +10,9 @@
 {#-
     One row per order line, both channels. unique_key is the ORDER on purpose: a run
     replaces every line of each order it reprocesses, so a line removed by an order edit
-    disappears too. Reprocessed: orders extracted since the cutoff (see orders), and orders
-    whose customer_key moved since their lines were written.
+    disappears too. Reprocessed: orders extracted since the cutoff (see orders), orders
+    whose customer_key moved since their lines were written, and lines stored without a
+    currency rate.
 -#}
 
 with orders as (
@@ -29,6 +30,9 @@ orders_to_refresh as (
         except
         select order_key, customer_key from {{ this }}
     ) as rekeyed
+    union
+    -- Stored without a rate (seeds/currency_rates lacked it): converted again, however old.
+    select order_key from {{ this }} where line_total is null
 ),
 {% endif %}
 

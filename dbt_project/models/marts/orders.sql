@@ -131,6 +131,8 @@ amazon as (
     from amazon_orders
     {% if is_incremental() %}
     where _extracted_at >= {{ incremental_cutoff() }}
+        -- Stored without a rate (seeds/currency_rates lacked it): converted again, however old.
+        or 'amazon:' || amazon_order_id in (select order_key from {{ this }} where total_price is null)
     {% endif %}
 ),
 

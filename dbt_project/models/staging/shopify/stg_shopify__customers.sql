@@ -1,5 +1,13 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='shopify_customer_id',
+        incremental_strategy='delete+insert'
+    )
+}}
+
 with latest_records as (
-    {{ latest_raw_records('shopify', 'customers') }}
+    {{ latest_raw_records('shopify', 'customers', reprocess_ids=ids_to_redact_again('customer_gid', 'shopify_customer_id', 'email_raw')) }}
 ),
 
 parsed as (
