@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -52,6 +53,8 @@ TARGET_RFM_VS_HAND = 1.3
 # of a shop in steady state, beyond the incremental models' lookback (var lookback_days, 3).
 LANDED_BEFORE_NOW = timedelta(days=7)
 HOURLY_SHARE = 0.001  # of the orders changed in the last hourly load before the shop's now
+# The other streams big enough for incremental staging: part of every hourly load too.
+RELANDED_HOURLY = (("shopify", "customers"), ("shopify", "abandoned_checkouts"), ("amazon", "orders"))
 TARGET_PANDAS_SPEEDUP = 2.5
 TARGET_VS_POLARS = 1.5
 # The project's var rfm_split_quantile (dbt_project.yml): the hand-written engines use the same.
@@ -115,13 +118,56 @@ def settle_raw_zone(raw_dir: Path, landed_before: datetime) -> int:
 def _settle(ctx: Context, data_dir: Path, landed_before: datetime) -> dict[str, Any]:
     """The history landed a week ago, then the last hourly load an hour before the shop's now.
 
-    The hourly load (0.1 % of the orders changed) is what puts an incremental model's cutoff
-    after the history: the cutoff is the latest load already built minus the lookback.
+    The hourly load (0.1 % of the orders changed, 0.1 % of the other big streams landed
+    again) is what puts an incremental model's cutoff after the history: the cutoff is the
+    latest load already built minus the lookback.
     """
     settle_raw_zone(data_dir / "raw", landed_before)
-    hour_ago = datetime.fromisoformat(ctx.size.now) - timedelta(hours=1)
+    hour_ago = _hour_ago(ctx)
     hourly = add_order_changes(data_dir, HOURLY_SHARE, hour_ago, tag="H", landed_at=hour_ago)
-    return {"landed_before": landed_before.isoformat(), "last_hourly_load": {**hourly, "landed_at": str(hour_ago)}}
+    return {
+        "landed_before": landed_before.isoformat(),
+        "last_hourly_load": {**hourly, "landed_at": str(hour_ago), "relanded": _reland_hourly(data_dir, hour_ago)},
+    }
+
+
+def _hour_ago(ctx: Context) -> datetime:
+    return datetime.fromisoformat(ctx.size.now) - timedelta(hours=1)
+
+
+def _reland_hourly(data_dir: Path, landed_at: datetime) -> dict[str, int]:
+    """The other big streams' part of the hourly load: records extracted again, unchanged."""
+    return {f"{source}.{stream}": reland_latest(data_dir, source, stream, HOURLY_SHARE, landed_at)
+            for source, stream in RELANDED_HOURLY}  # fmt: skip
+
+
+def reland_latest(data_dir: Path, source: str, stream: str, share: float, landed_at: datetime) -> int:
+    """Land ``share`` of a stream's records again, as an extraction at ``landed_at`` returns them.
+
+    The latest version of each picked record is copied row for row into a new load file
+    (named as :class:`hearth.rawzone.RawZone` names them), only ``_load_id`` and
+    ``_extracted_at`` new. Returns the records landed.
+    """
+    stream_dir = data_dir / "raw" / source / stream
+    load_id = uuid.uuid4().hex
+    target = stream_dir / f"{landed_at.strftime('%Y%m%dT%H%M%SZ')}_{load_id}.parquet"
+    files = str(stream_dir / "*.parquet")
+    with duckdb.connect() as conn:
+        total = conn.execute(f"select count(distinct id) from read_parquet('{files}')").fetchall()[0][0]
+        conn.execute(
+            f"""
+            copy (
+                select * replace ('{load_id}' as _load_id, '{landed_at.isoformat()}'::timestamptz as _extracted_at)
+                from read_parquet('{files}')
+                semi join (
+                    select id from (select distinct id from read_parquet('{files}'))
+                    order by hash(id || 'relanded') limit {max(1, round(total * share))}
+                ) as picked using (id)
+                qualify row_number() over (partition by id order by updated_at desc nulls last, _extracted_at desc) = 1
+            ) to '{target}' (format parquet, compression zstd)
+            """
+        )
+        return conn.execute(f"select count(*) from read_parquet('{target}')").fetchall()[0][0]
 
 
 def ensure_raw_zone(ctx: Context) -> tuple[Path, dict[str, Any]]:
@@ -135,8 +181,8 @@ def ensure_raw_zone(ctx: Context) -> tuple[Path, dict[str, Any]]:
     landed_before = datetime.fromisoformat(ctx.size.now) - LANDED_BEFORE_NOW
     if marker.is_file():
         info = json.loads(marker.read_text())
-        if "last_hourly_load" not in info:  # a cache from before settling: settle it once
-            info.update(_settle(ctx, cache, landed_before))
+        if "relanded" not in info["last_hourly_load"]:  # a cache from before the other streams' hourly loads
+            info["last_hourly_load"]["relanded"] = _reland_hourly(cache, _hour_ago(ctx))
             marker.write_text(json.dumps(info, indent=1))
         return cache, {**info, "cached": True}
     temp = cache.with_name(f".tmp-{cache.name}-{os.getpid()}")
@@ -243,8 +289,10 @@ def full_build(ctx: Context) -> tuple[Path, DbtRun, dict[str, Any]]:
 
 
 def _build_cache(ctx: Context) -> Path:
-    """Where a full build of this shop by this dbt project is kept (the project's files hashed)."""
+    """Where a full build of this shop's raw zone by this dbt project is kept (the project's files hashed)."""
     digest = hashlib.sha256()
+    # The raw zone's marker too: a raw zone given another hourly load needs a new build.
+    digest.update((OUT_DIR / "rawzones" / ctx.size.shop_key / RAWZONE_MARKER).read_bytes())
     for path in sorted(p for p in DBT_PROJECT.rglob("*") if p.is_file() and _is_project_source(p)):
         digest.update(str(path.relative_to(DBT_PROJECT)).encode() + b"\0" + path.read_bytes())
     return OUT_DIR / "warehouses" / f"{ctx.size.shop_key}-{digest.hexdigest()[:12]}"
@@ -276,13 +324,13 @@ def kept_or_full_build(ctx: Context, name: str = "data") -> tuple[Path, DbtRun, 
     incremental, RFM and orchestration stages start from a copy of its warehouse (in
     ``ctx.work_dir / name``), with its numbers as their baseline.
     """
+    raw, info = ensure_raw_zone(ctx)
     cache = _build_cache(ctx)
     if not (cache / "build.json").is_file():
         data_dir, build, info = full_build(ctx)
         if name != "data":
             data_dir = data_dir.rename(ctx.work_dir / name)
         return data_dir, build, info
-    raw, info = ensure_raw_zone(ctx)
     data_dir = link_raw_zone(raw, ctx.work_dir / name)
     shutil.copy2(cache / "warehouse.duckdb", data_dir / "warehouse.duckdb")
     ctx.log(f"starting from the full build kept in {cache}")

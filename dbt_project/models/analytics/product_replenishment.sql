@@ -15,18 +15,26 @@ unit_intervals as (
     window same_product as (partition by customer_key, product_key order by ordered_at, order_key)
 ),
 
+-- Each product's intervals as one list, its quartiles taken from the list: DuckDB's quantile
+-- aggregates fed straight from the window above took 2-4x as long at 10M orders (bench/README).
+interval_lists as (
+    select
+        product_key,
+        coalesce(list(days_per_unit) filter (where days_per_unit is not null), []) as intervals
+    from unit_intervals
+    group by product_key
+),
+
 learned as (
     select
         product_key,
-        round(median(days_per_unit), 1) as learned_cycle_days,
-        count(days_per_unit) as sample_size,
-        round(
-            (quantile_cont(days_per_unit, 0.75) - quantile_cont(days_per_unit, 0.25))
-            / nullif(median(days_per_unit), 0),
-            2
-        ) as interval_dispersion
-    from unit_intervals
-    group by product_key
+        round(quartiles[2], 1) as learned_cycle_days,
+        len(intervals) as sample_size,
+        round((quartiles[3] - quartiles[1]) / nullif(quartiles[2], 0), 2) as interval_dispersion
+    from (
+        select *, list_aggregate(intervals, 'quantile_cont', [0.25, 0.5, 0.75]) as quartiles
+        from interval_lists
+    )
 ),
 
 -- Enough repeat intervals, and clustered ones: durables bought twice by chance are not replenished.

@@ -70,16 +70,14 @@ order_totals as (
         min(ordered_at) filter (where not is_cancelled) as first_order_at,
         max(ordered_at) filter (where not is_cancelled) as last_order_at,
         avg(case when has_discount then 1.0 else 0.0 end) filter (where not is_cancelled) as discount_order_share,
-        min(ordered_at) as first_order_placed_at
+        min(ordered_at) as first_order_placed_at,
+        -- Acquisition is how the person came to their first order, whatever became of it.
+        arg_min(
+            struct_pack(channel, landing_source, landing_campaign, is_journey_ready),
+            struct_pack(ordered_at, order_key)
+        ) as first_order
     from orders
     group by 1
-),
-
-first_orders as (
-    -- Acquisition is how the person came to their first order, whatever became of it.
-    select customer_key, channel, landing_source, landing_campaign, is_journey_ready
-    from orders
-    qualify row_number() over (partition by customer_key order by ordered_at, order_key) = 1
 ),
 
 all_customers as (
@@ -99,12 +97,12 @@ select
     cast(coalesce(order_totals.total_revenue, 0) as decimal(18, 2)) as total_revenue,
     cast(round(order_totals.total_revenue / nullif(order_totals.orders_count, 0), 2) as decimal(18, 2))
         as avg_order_value,
-    coalesce(records.channel, first_orders.channel) as channels,
+    coalesce(records.channel, order_totals.first_order.channel) as channels,
     latest_record.marketing_state as email_consent,
     latest_record.marketing_opt_in_level as email_opt_in_level,
     latest_record.marketing_updated_at as email_consent_updated_at,
     coalesce(
-        coalesce(records.channel, first_orders.channel) = 'shopify'
+        coalesce(records.channel, order_totals.first_order.channel) = 'shopify'
         and records.email is not null
         and latest_record.marketing_state = 'SUBSCRIBED',
         false
@@ -114,12 +112,12 @@ select
     latest_address.province_code,
     latest_address.city,
     case
-        when first_orders.channel = 'amazon' then 'amazon'
-        when first_orders.landing_source is not null then first_orders.landing_source
+        when order_totals.first_order.channel = 'amazon' then 'amazon'
+        when order_totals.first_order.landing_source is not null then order_totals.first_order.landing_source
         -- Shopify recorded the journey and saw no tracked source: a direct / organic visit.
-        when first_orders.is_journey_ready then 'organic'
+        when order_totals.first_order.is_journey_ready then 'organic'
     end as acquisition_source,
-    first_orders.landing_campaign as acquisition_campaign,
+    order_totals.first_order.landing_campaign as acquisition_campaign,
     records.shopify_customer_ids,
     len(records.shopify_customer_ids) as shopify_records_count,
     cast(round(order_totals.discount_order_share, 4) as decimal(5, 4)) as discount_order_share,
@@ -129,7 +127,6 @@ left join records using (customer_key)
 left join latest_record using (customer_key)
 left join latest_address using (customer_key)
 left join order_totals using (customer_key)
-left join first_orders using (customer_key)
 left join checkouts using (customer_key)
 left join region_timezones as by_province
     on by_province.country_code = latest_address.country_code

@@ -4,27 +4,25 @@ with purchases as (
     select * from {{ ref('int_product_purchases') }}
 ),
 
--- Only the latest purchase counts: a re-buy moves the due date (and the trigger id) on.
+-- Only products with a cycle, and only the latest purchase counts: a re-buy moves the due
+-- date (and the trigger id) on. Filtering first halves the ranking at 10M orders.
 last_purchases as (
-    select *
+    select purchases.*, replenishment.cycle_days
     from purchases
+    inner join {{ ref('product_replenishment') }} as replenishment
+        on replenishment.product_key = purchases.product_key
+    where replenishment.cycle_days is not null
     qualify row_number() over (
-        partition by customer_key, product_key order by ordered_at desc, order_key desc
+        partition by purchases.customer_key, purchases.product_key
+        order by purchases.ordered_at desc, purchases.order_key desc
     ) = 1
 ),
 
 due as (
     select
-        last_purchases.*,
-        replenishment.cycle_days,
-        cast(
-            {{ utc_date('last_purchases.ordered_at') }} + to_days(replenishment.cycle_days * last_purchases.quantity)
-            as date
-        ) as due_date
+        *,
+        cast({{ utc_date('ordered_at') }} + to_days(cycle_days * quantity) as date) as due_date
     from last_purchases
-    inner join {{ ref('product_replenishment') }} as replenishment
-        on replenishment.product_key = last_purchases.product_key
-    where replenishment.cycle_days is not null
 ),
 
 -- Remind from a few days before due until one cycle past due; later it is a win-back matter.
