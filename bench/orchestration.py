@@ -148,23 +148,35 @@ def prefect_overhead(ctx: Context) -> StageResult:
 
 
 def plain_transform(settings: Settings, as_of: str) -> str:
-    """The transform flow's steps as plain calls: dbt in this process, the gate, the analysts' copy."""
+    """The transform flow's steps as plain calls: dbt in this process, the gate, the analysts' copy.
+
+    The flow's artifacts are computed too (heatmap, segment changes), just not sent to a
+    Prefect server: only the orchestration is left out of this side.
+    """
     from dbt.cli.main import dbtRunner
 
-    from flows.transform import _mark_build_started, _release_dbt_duckdb, dbt_args
+    from flows.artifacts import heatmap_png, rfm_grid, segment_changes
+    from flows.transform import _mark_build_started, _previous_build_instant, _release_dbt_duckdb, dbt_args
     from hearth.quality import run_gate
-    from hearth.warehouse import dbt_project_dir
+    from hearth.warehouse import dbt_project_dir, open_warehouse
     from hearth.warehouse_lock import publish_warehouse, warehouse_lock
 
     project = str(dbt_project_dir())
     with warehouse_lock(settings.data_dir):
+        since = _previous_build_instant(settings.warehouse_path)
         _mark_build_started(settings)
         result = dbtRunner().invoke([*dbt_args(False, as_of), "--project-dir", project, "--profiles-dir", project])
         _release_dbt_duckdb()
         if not result.success:
             raise RuntimeError(f"dbt build failed: {result.exception}")
         gate = run_gate(settings)
-        publish_warehouse(settings.warehouse_path, settings.data_dir)
+        if gate.passed:
+            publish_warehouse(settings.warehouse_path, settings.data_dir)
+            with open_warehouse(settings.warehouse_path) as conn:
+                grid = rfm_grid(conn)
+                segment_changes(conn, since)
+            if grid is not None:
+                heatmap_png(grid)
     return "passed" if gate.passed else f"failed: {gate.failures[:3]}"
 
 
@@ -183,8 +195,9 @@ def transform_overhead(ctx: Context) -> StageResult:
     """An hourly transform after ~1 % new orders, as the Prefect flow and as plain calls.
 
     The daily pipeline's heaviest step at the shop's size: both start from a copy of the
-    kept full build with the same new raw file, plain first. prefect-dbt makes every dbt
-    node a task run (~300 of them), the part of Prefect's cost that grows with the project.
+    kept full build with the same new raw file, plain first. prefect-dbt makes every model,
+    seed and snapshot a task run (~50; flows.transform.ModelTaskRunner), the part of
+    Prefect's cost that grows with the project.
     """
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")

@@ -234,6 +234,7 @@ class DbtRun:
     peak_rss_mb: float
     cpu_seconds: float
     slowest_nodes: dict[str, float] = field(default_factory=dict)  # the profile: node -> seconds
+    seconds_by_layer: dict[str, float] = field(default_factory=dict)  # models by folder, then tests
 
 
 def _slowest_nodes(run_results: Path, top: int = 8) -> dict[str, float]:
@@ -241,6 +242,23 @@ def _slowest_nodes(run_results: Path, top: int = 8) -> dict[str, float]:
     results = json.loads(run_results.read_text())["results"]
     ranked = sorted(results, key=lambda r: r["execution_time"], reverse=True)[:top]
     return {r["unique_id"].split(".", 2)[-1]: round(r["execution_time"], 1) for r in ranked}
+
+
+def _seconds_by_layer(target: Path) -> dict[str, float]:
+    """A dbt run's node time summed by model folder (``staging``, ``marts``, …), then ``data tests``, ``unit tests``."""
+    nodes = json.loads((target / "manifest.json").read_text())["nodes"]
+    totals: dict[str, float] = {}
+    for result in json.loads((target / "run_results.json").read_text())["results"]:
+        kind, _, _ = result["unique_id"].partition(".")
+        if kind == "exposure":  # no work of its own
+            continue
+        if kind in ("test", "unit_test"):
+            layer = "data tests" if kind == "test" else "unit tests"
+        else:
+            parts = Path(nodes.get(result["unique_id"], {}).get("original_file_path", kind)).parts
+            layer = parts[1] if len(parts) > 2 else parts[0]  # models/<layer>/…, seeds/…, snapshots/…
+        totals[layer] = totals.get(layer, 0.0) + result["execution_time"]
+    return {layer: round(seconds, 1) for layer, seconds in sorted(totals.items(), key=lambda kv: -kv[1])}
 
 
 def run_dbt(ctx: Context, data_dir: Path, args: list[str], as_of: str | None = None) -> DbtRun:
@@ -275,8 +293,10 @@ def run_dbt(ctx: Context, data_dir: Path, args: list[str], as_of: str | None = N
     seconds = time.perf_counter() - started
     if process.returncode != 0:
         raise RuntimeError(f"dbt {' '.join(args)} failed ({process.returncode}):\n{log.read_text()[-4000:]}")
-    slowest = _slowest_nodes(work / "target" / "run_results.json") if args[0] == "build" else {}
-    return DbtRun(seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, slowest)
+    if args[0] != "build":
+        return DbtRun(seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime)
+    slowest, layers = _slowest_nodes(work / "target" / "run_results.json"), _seconds_by_layer(work / "target")
+    return DbtRun(seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, slowest, layers)
 
 
 def full_build(ctx: Context) -> tuple[Path, DbtRun, dict[str, Any]]:
@@ -342,7 +362,7 @@ def dbt_full(ctx: Context) -> StageResult:
     """``dbt build --full-refresh`` of the whole project over the shop's raw zone."""
     data_dir, build, info = full_build(ctx)
     ctx.log(f"dbt build --full-refresh: {build.seconds:.1f} s, peak RSS {build.peak_rss_mb:,.0f} MB")
-    ctx.log(f"slowest nodes (s): {build.slowest_nodes}")
+    ctx.log(f"slowest nodes (s): {build.slowest_nodes}; by layer: {build.seconds_by_layer}")
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as conn:
         counts = {
             t: conn.execute(f"select count(*) from {t}").fetchall()[0][0]
@@ -360,6 +380,7 @@ def dbt_full(ctx: Context) -> StageResult:
             "row_counts": counts,
             "dbt_cpu_seconds": round(build.cpu_seconds, 2),
             "slowest_nodes": build.slowest_nodes,
+            "seconds_by_layer": build.seconds_by_layer,
         },
     )
 
@@ -436,7 +457,7 @@ def dbt_incremental(ctx: Context) -> StageResult:
     incremental = run_dbt(ctx, data_dir, ["build"], as_of=later)
     ratio = incremental.seconds / full.seconds
     ctx.log(f"full {full.seconds:.1f} s, incremental {incremental.seconds:.1f} s: ratio {ratio:.2f}")
-    ctx.log(f"slowest nodes (s): {incremental.slowest_nodes}")
+    ctx.log(f"slowest nodes (s): {incremental.slowest_nodes}; by layer: {incremental.seconds_by_layer}")
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as conn:
         new_orders = conn.execute("select count(*) from orders where order_name like '%-N'").fetchall()[0][0]
     if new_orders != changes["new"]:
@@ -462,6 +483,7 @@ def dbt_incremental(ctx: Context) -> StageResult:
             "full_seconds": round(full.seconds, 2),
             "raw_zone": info,
             "slowest_nodes": incremental.slowest_nodes,
+            "seconds_by_layer": incremental.seconds_by_layer,
         },
     )
 
