@@ -1,15 +1,51 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='checkout_id',
+        incremental_strategy='delete+insert'
+    )
+}}
+
 {#-
     Abandoned checkouts with the customer_key of the person (same rule as orders) and, for a
     recovered one, the order it became: that customer's order created when the checkout
     completed (Shopify sets completedAt as the order is placed; ±10 minutes of slack).
+
+    Incremental: both depend only on the checkout itself and on its Shopify customer (the
+    customer's record gives the key, the customer's orders the recovery, and recoveries
+    compete only among one customer's checkouts). A run reprocesses checkouts extracted
+    since the cutoff (macros/incremental.sql) and every checkout of a customer whose record,
+    order or checkout was, plus those of customers erased on request.
 -#}
 
-with checkouts as (
+with
+{% if is_incremental() %}
+customers_touched as (
+    select shopify_customer_id from {{ ref('stg_shopify__customers') }}
+    where _extracted_at >= {{ incremental_cutoff() }}
+    union
+    select shopify_customer_id from {{ ref('stg_shopify__orders') }}
+    where _extracted_at >= {{ incremental_cutoff() }}
+    union
+    select shopify_customer_id from {{ ref('stg_shopify__abandoned_checkouts') }}
+    where _extracted_at >= {{ incremental_cutoff() }}
+),
+{% endif %}
+
+checkouts as (
     select * from {{ ref('stg_shopify__abandoned_checkouts') }}
+    {% if is_incremental() %}
+    where _extracted_at >= {{ incremental_cutoff() }}
+        or shopify_customer_id in (select shopify_customer_id from customers_touched)
+        or redaction_key is not null
+    {% endif %}
 ),
 
 orders as (
     select * from {{ ref('stg_shopify__orders') }}
+    {% if is_incremental() %}
+    where shopify_customer_id in (select shopify_customer_id from checkouts)
+    {% endif %}
 ),
 
 customer_keys as (
