@@ -18,6 +18,9 @@
     order or checkout was, plus those of customers erased on request.
 -#}
 
+-- Read only by incremental runs; declared so dbt knows the dependency at parse time:
+-- depends_on: {{ ref('stg_shopify__customers') }}
+
 with
 {% if is_incremental() %}
 customers_touched as (
