@@ -165,7 +165,9 @@ def plain_transform(settings: Settings, as_of: str) -> str:
     with warehouse_lock(settings.data_dir):
         since = _previous_build_instant(settings.warehouse_path)
         _mark_build_started(settings)
-        result = dbtRunner().invoke([*dbt_args(False, as_of), "--project-dir", project, "--profiles-dir", project])
+        levels = ["--log-level", "warn", "--log-level-file", "warn"]  # the flow's, with Prefect at WARNING
+        project_args = ["--project-dir", project, "--profiles-dir", project]
+        result = dbtRunner().invoke([*dbt_args(False, as_of), *levels, *project_args])
         _release_dbt_duckdb()
         if not result.success:
             raise RuntimeError(f"dbt build failed: {result.exception}")
@@ -194,10 +196,11 @@ def prefect_transform(settings: Settings, as_of: str) -> str:
 def transform_overhead(ctx: Context) -> StageResult:
     """An hourly transform after ~1 % new orders, as the Prefect flow and as plain calls.
 
-    The daily pipeline's heaviest step at the shop's size: both start from a copy of the
-    kept full build with the same new raw file, plain first. prefect-dbt makes every model,
-    seed and snapshot a task run (~50; flows.transform.ModelTaskRunner), the part of
-    Prefect's cost that grows with the project.
+    The daily pipeline's heaviest step at the shop's size. Each run starts from its own copy
+    of the kept full build with its own new raw file; the two ways alternate (plain first,
+    then Prefect first: the first run after a copy meets a colder page cache) and the best
+    run of each counts. prefect-dbt makes every model, seed and snapshot a task run (~50;
+    flows.transform.ModelTaskRunner), the part of Prefect's cost that grows with the project.
     """
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
@@ -207,20 +210,25 @@ def transform_overhead(ctx: Context) -> StageResult:
 
     now = datetime.fromisoformat(ctx.size.now)
     later = (now + timedelta(hours=1)).isoformat()
-    seconds, verdicts = {}, {}
+    rounds = int(ctx.size.option("orchestration.transform_rounds", 2))
+    ways = [("plain", plain_transform), ("prefect", prefect_transform)]
+    seconds: dict[str, list[float]] = {"plain": [], "prefect": []}
+    verdicts: set[str] = set()
     with prefect_test_harness(server_startup_timeout=120):
-        for name, run in (("plain", plain_transform), ("prefect", prefect_transform)):
-            data_dir, _full, _info = kept_or_full_build(ctx, name)
-            add_order_changes(data_dir, ctx.size.option("warehouse.incremental_share", 0.01), now)
-            os.environ["HEARTH_DATA_DIR"] = str(data_dir)
-            started = time.perf_counter()
-            verdicts[name] = run(Settings.from_env(dotenv=False), later)
-            seconds[name] = time.perf_counter() - started
-            ctx.log(f"{name:7}: {seconds[name]:7.1f} s, gate {verdicts[name]}")
-            shutil.rmtree(data_dir, ignore_errors=True)  # the next copy needs the disk
-    if verdicts["plain"] != verdicts["prefect"]:
+        for round_ in range(rounds):
+            for name, run in ways if round_ % 2 == 0 else ways[::-1]:
+                data_dir, _full, _info = kept_or_full_build(ctx, name)
+                add_order_changes(data_dir, ctx.size.option("warehouse.incremental_share", 0.01), now)
+                os.environ["HEARTH_DATA_DIR"] = str(data_dir)
+                started = time.perf_counter()
+                verdicts.add(run(Settings.from_env(dotenv=False), later))
+                seconds[name].append(time.perf_counter() - started)
+                ctx.log(f"{name:7}: {seconds[name][-1]:7.1f} s, gate {sorted(verdicts)}")
+                shutil.rmtree(data_dir, ignore_errors=True)  # the next copy needs the disk
+    if len(verdicts) != 1:
         raise AssertionError(f"the two ways disagree on the gate: {verdicts}")
-    share = (seconds["prefect"] - seconds["plain"]) / seconds["prefect"]
+    best = {name: min(runs) for name, runs in seconds.items()}
+    share = (best["prefect"] - best["plain"]) / best["prefect"]
     return StageResult(
         [
             Metric.against_target(
@@ -229,10 +237,11 @@ def transform_overhead(ctx: Context) -> StageResult:
                 "",
                 TARGET_SHARE,
                 "lower",
-                note="(flow − plain) / flow: dbt build, gate and published copy after 1 % new orders",
+                note=f"(flow − plain) / flow, best of {rounds} each: dbt build, gate, artifacts and "
+                "published copy after 1 % new orders; negative = within run-to-run noise",
             ),
-            Metric("transform flow wall time", round(seconds["prefect"], 1), "s"),
-            Metric("plain transform wall time", round(seconds["plain"], 1), "s"),
+            Metric("transform flow wall time", round(best["prefect"], 1), "s", note=f"best of {rounds}"),
+            Metric("plain transform wall time", round(best["plain"], 1), "s", note=f"best of {rounds}"),
         ],
-        details={"seconds": {k: round(v, 2) for k, v in seconds.items()}, "gate": verdicts},
+        details={"seconds": {k: [round(v, 2) for v in runs] for k, runs in seconds.items()}, "gate": sorted(verdicts)},
     )

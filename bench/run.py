@@ -33,6 +33,7 @@ SIZES = {
             "ingest.shopify_restore": 1_000.0,
             "warehouse.rfm_runs": 10,  # RFM takes milliseconds on 2,000 customers: best of more runs
             "sequences.recipients": 5_000,
+            "orchestration.transform_rounds": 1,  # seconds-long transforms: the harness, not the number
         },
     ),
     "full": Size(
