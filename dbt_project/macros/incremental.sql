@@ -23,3 +23,21 @@
     {%- endif -%}
     {{- return([]) -}}
 {%- endmacro %}
+
+
+{% macro shopify_customers_landed(models) -%}
+    {#-
+        For an incremental model: the Shopify customer ids on rows of `models` (staging models
+        with shopify_customer_id and _extracted_at) extracted since this model's
+        incremental_cutoff(). Their customers' other rows may need reprocessing: a customer
+        record gives the key, an order or checkout links to the others. Call it inside
+        is_incremental() and declare the refs with `-- depends_on:` hints.
+    -#}
+    {%- for model in models %}
+    select shopify_customer_id from {{ ref(model) }}
+    where _extracted_at >= {{ incremental_cutoff() }}
+    {%- if not loop.last %}
+    union
+    {%- endif %}
+    {%- endfor %}
+{%- endmacro %}

@@ -24,14 +24,7 @@
 with
 {% if is_incremental() %}
 customers_touched as (
-    select shopify_customer_id from {{ ref('stg_shopify__customers') }}
-    where _extracted_at >= {{ incremental_cutoff() }}
-    union
-    select shopify_customer_id from {{ ref('stg_shopify__orders') }}
-    where _extracted_at >= {{ incremental_cutoff() }}
-    union
-    select shopify_customer_id from {{ ref('stg_shopify__abandoned_checkouts') }}
-    where _extracted_at >= {{ incremental_cutoff() }}
+    {{ shopify_customers_landed(['stg_shopify__customers', 'stg_shopify__orders', 'stg_shopify__abandoned_checkouts']) }}
 ),
 {% endif %}
 
