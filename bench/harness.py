@@ -108,7 +108,8 @@ class Metric:
     ) -> Metric:
         """A value whose ratio is its target's multiple (≥ 1 meets the target)."""
         if better == "lower":
-            ratio, ratio_of = (target / value if value else None), "target / measured"
+            # No multiple of a value at or below zero (an overhead lost in the noise): none shown.
+            ratio, ratio_of = (target / value if value > 0 else None), "target / measured"
         else:
             ratio, ratio_of = (value / target if target else None), "measured / target"
         return cls(name, value, unit, target, better, ratio, ratio_of, note)
