@@ -48,8 +48,14 @@ EURO_ORDER, UNRATED_ORDER, LATER_ORDER = "999-0000001-0000001", "999-0000001-000
 SETTLE_DAYS = 7  # the Facebook sandbox's recent days still settle (sandbox.facebook.data)
 STALE = "~first-build"  # appended to order names the first build wrote; a reprocessed order loses it
 # Incremental models whose incremental build is compared with a full refresh, row for row.
-COMPARED = ("orders", "order_lines", "stg_shopify__customers", "stg_amazon__orders", "stg_amazon__order_items",
-            "int_abandoned_checkouts_identified")
+COMPARED = (
+    "orders",
+    "order_lines",
+    "stg_shopify__customers",
+    "stg_amazon__orders",
+    "stg_amazon__order_items",
+    "int_abandoned_checkouts_identified",
+)
 
 
 @dataclass
