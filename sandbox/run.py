@@ -60,8 +60,9 @@ class SandboxSet:
             server.stop()
 
 
-def ensure_shop(shop_dir: Path, *, seed: int, customers: int, now: datetime | None = None,
-                regenerate: bool = False) -> dict:
+def ensure_shop(
+    shop_dir: Path, *, seed: int, customers: int, now: datetime | None = None, regenerate: bool = False
+) -> dict:
     """Generate the demo shop unless one with the same seed and size is already there."""
     truth_path = shop_dir / "ground_truth.json"
     if truth_path.exists() and not regenerate:
@@ -98,8 +99,9 @@ def start_sandboxes(
         shopify=ShopifySandbox(shop_dir, faults=knobs(), port=port(0)),
         amazon=AmazonSandbox(shop_dir, faults=knobs(), port=port(1), rate_per_second=amazon_rate),
         facebook=FacebookSandbox(shop_dir, faults=knobs(), port=port(2)),
-        sendgrid=SendGridSandbox(data_dir / "sandbox" / "sendgrid", faults=knobs(), port=port(3),
-                                 webhook_url=webhook_url),
+        sendgrid=SendGridSandbox(
+            data_dir / "sandbox" / "sendgrid", faults=knobs(), port=port(3), webhook_url=webhook_url
+        ),
     )
     started: list[SandboxServer] = []
     try:
