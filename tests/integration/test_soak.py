@@ -70,8 +70,8 @@ CATCH_UP = timedelta(days=2)  # the baseline's ingestion stopped this long befor
 HOUR_TIMEOUT = 480.0  # seconds for the whole hour on a busy machine; a hang fails instead of blocking CI
 FINAL = set(STATUSES) - {"reserved", "sending"}  # a key in any of these is never claimed again
 # Every build runs the project's models, seeds and snapshot, but not dbt's 244 data and unit tests
-# (test_dbt_* run those): prefect-dbt reports each node as a task for ~0.25 CPU-s, which made one
-# build ~80 CPU-s instead of ~16 and the soak several minutes long on two cores.
+# (test_dbt_* run those): the soak is about runs overlapping, and on two cores the tests would
+# lengthen each of the hour's builds.
 DBT_ENV = {"DBT_EXCLUDE_RESOURCE_TYPES": "test unit_test"}
 
 

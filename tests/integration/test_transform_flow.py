@@ -138,6 +138,22 @@ def test_a_model_with_an_sql_error_fails_the_flow_and_blocks_sends(shop: tuple[S
     assert gate.failures[0].startswith("dbt: model broken error:")
 
 
+def test_a_failing_data_test_fails_the_flow_without_a_task_of_its_own(shop: tuple[Settings, Path]) -> None:
+    settings, project = shop
+    (project / "tests").mkdir()
+    failing = "select * from {{ ref('orders') }} where net_revenue > 10\n"  # every order is 25.00
+    (project / "tests" / "no_order_over_ten.sql").write_text(failing)
+
+    state = transform(return_state=True)
+
+    assert state.is_failed(), state.name
+    assert state.message.startswith("dbt build failed; quality gate failed: dbt: test no_order_over_ten fail:")
+    gate = latest_gate(settings)
+    assert gate is not None and not gate.passed
+    names = {name.rsplit("-", 1)[0] for name in _task_names(state.state_details.flow_run_id)}
+    assert names == {"model customers", "model orders", "model trigger_winback", "quality-gate"}
+
+
 def test_a_failing_gate_fails_the_flow_with_the_reason_and_the_docs(shop: tuple[Settings, Path]) -> None:
     settings, _ = shop
     land(settings, "orders", [_order(3, amount="-5.00")])
