@@ -206,7 +206,8 @@ def transform_overhead(ctx: Context) -> StageResult:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from prefect.testing.utilities import prefect_test_harness
 
-    from bench.warehouse import add_order_changes, kept_or_full_build
+    from bench.rawzone_cache import add_order_changes
+    from bench.warehouse import kept_or_full_build
 
     now = datetime.fromisoformat(ctx.size.now)
     later = (now + timedelta(hours=1)).isoformat()

@@ -1,6 +1,6 @@
 """The raw zone of a big shop without the Shopify HTTP round trip: the same records, hours faster.
 
-The real first ingest (``bench.warehouse._ingest``) has the Shopify sandbox run
+The real first ingest (``bench.rawzone_cache._ingest``) has the Shopify sandbox run
 each stream's bulk query, write it as JSONL (~40 GB for 10M orders, at a few MB/s),
 serve it, and the connector download, parse and reassemble it. Here the very same
 pieces run in-process, minus the JSON text:
