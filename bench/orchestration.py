@@ -155,10 +155,10 @@ def plain_transform(settings: Settings, as_of: str) -> str:
     """
     from dbt.cli.main import dbtRunner
 
-    from flows.artifacts import heatmap_png, rfm_grid, segment_changes
+    from flows.artifacts import transform_artifacts
     from flows.transform import _mark_build_started, _previous_build_instant, _release_dbt_duckdb, dbt_args
     from hearth.quality import run_gate
-    from hearth.warehouse import dbt_project_dir, open_warehouse
+    from hearth.warehouse import dbt_project_dir
     from hearth.warehouse_lock import publish_warehouse, warehouse_lock
 
     project = str(dbt_project_dir())
@@ -174,11 +174,7 @@ def plain_transform(settings: Settings, as_of: str) -> str:
         gate = run_gate(settings)
         if gate.passed:
             publish_warehouse(settings.warehouse_path, settings.data_dir)
-            with open_warehouse(settings.warehouse_path) as conn:
-                grid = rfm_grid(conn)
-                segment_changes(conn, since)
-            if grid is not None:
-                heatmap_png(grid)
+            transform_artifacts(settings.warehouse_path, since)
     return "passed" if gate.passed else f"failed: {gate.failures[:3]}"
 
 

@@ -118,12 +118,14 @@ def reland_latest(data_dir: Path, source: str, stream: str, share: float, landed
     """Land ``share`` of a stream's records again, as an extraction at ``landed_at`` returns them.
 
     The latest version of each picked record is copied row for row into a new load file
-    (named as :class:`hearth.rawzone.RawZone` names them), only ``_load_id`` and
+    (named as :class:`hearth.rawzone.RawZone` names loads), only ``_load_id`` and
     ``_extracted_at`` new. Returns the records landed.
     """
+    from hearth.rawzone import load_file_name
+
     stream_dir = data_dir / "raw" / source / stream
     load_id = uuid.uuid4().hex
-    target = stream_dir / f"{landed_at.strftime('%Y%m%dT%H%M%SZ')}_{load_id}.parquet"
+    target = stream_dir / load_file_name(landed_at, load_id)
     files = str(stream_dir / "*.parquet")
     with duckdb.connect() as conn:
         total = conn.execute(f"select count(distinct id) from read_parquet('{files}')").fetchall()[0][0]
@@ -177,7 +179,6 @@ def ensure_raw_zone(ctx: Context) -> tuple[Path, dict[str, Any]]:
         "producer": producer,
         "ingest_seconds": round(time.perf_counter() - started, 1),
         "records": rows,
-        "landed_before": landed_before.isoformat(),
         **details,
     }
     (temp / RAWZONE_MARKER).write_text(json.dumps(info, indent=1))

@@ -12,8 +12,8 @@ Two views of the fresh warehouse:
   ``segment_members`` and the ``segment_history`` model.
 
 The helpers that read the warehouse and draw take a DuckDB connection and return
-plain data, so they are tested without Prefect; :func:`publish_transform_artifacts`
-is the only function that talks to Prefect.
+plain data, so they are tested without Prefect (:func:`transform_artifacts` computes
+them all); :func:`publish_transform_artifacts` is the only function that talks to Prefect.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import struct
 import zlib
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,23 @@ def segment_changes(conn: duckdb.DuckDBPyConnection, since: datetime | None) -> 
     ]
 
 
+@dataclass
+class TransformArtifacts:
+    """What the transform's artifacts show, computed from the warehouse (no Prefect involved)."""
+
+    grid: np.ndarray | None  # the R×F counts; None without customer_rfm
+    heatmap: bytes | None  # the grid drawn as a PNG
+    changes: list[dict[str, Any]]  # segment sizes, entries and exits
+
+
+def transform_artifacts(warehouse_path: Path, since: datetime | None) -> TransformArtifacts:
+    """The heatmap and segment changes of the freshly built warehouse (opened read-only)."""
+    with open_warehouse(warehouse_path) as conn:
+        grid = rfm_grid(conn)
+        changes = segment_changes(conn, since)
+    return TransformArtifacts(grid, None if grid is None else heatmap_png(grid), changes)
+
+
 def publish_transform_artifacts(warehouse_path: Path, since: datetime | None) -> list[str]:
     """Create the heatmap and segment-change artifacts of the current flow run.
 
@@ -177,19 +195,19 @@ def publish_transform_artifacts(warehouse_path: Path, since: datetime | None) ->
     """
     from prefect.artifacts import create_image_artifact, create_markdown_artifact, create_table_artifact
 
-    with open_warehouse(warehouse_path) as conn:
-        grid = rfm_grid(conn)
-        changes = segment_changes(conn, since)
+    contents = transform_artifacts(warehouse_path, since)
     keys: list[str] = []
-    if grid is not None:
-        url = "data:image/png;base64," + base64.b64encode(heatmap_png(grid)).decode("ascii")
+    if contents.grid is not None and contents.heatmap is not None:
+        url = "data:image/png;base64," + base64.b64encode(contents.heatmap).decode("ascii")
         description = "Customers by R score (rows, R5 on top) × F score (columns, F5 right)"
         create_image_artifact(image_url=url, key="rfm-heatmap", description=description)
-        create_markdown_artifact(key="rfm-heatmap-counts", markdown=heatmap_markdown(grid), description=description)
+        create_markdown_artifact(
+            key="rfm-heatmap-counts", markdown=heatmap_markdown(contents.grid), description=description
+        )
         keys += ["rfm-heatmap", "rfm-heatmap-counts"]
-    if changes:
+    if contents.changes:
         boundary = f"since the build as of {since.isoformat()}" if since else "over all recorded history"
-        create_table_artifact(key="segment-changes", table=changes,
+        create_table_artifact(key="segment-changes", table=contents.changes,
                               description=f"Segment sizes, entries and exits {boundary}")  # fmt: skip
         keys.append("segment-changes")
     return keys

@@ -193,8 +193,7 @@ class LoadWriter:
         self.directory, self.source, self.stream, self.load_id = directory, source, stream, load_id
         self.extracted_at = extracted_at
         self.row_group_rows = row_group_rows
-        name = f"{extracted_at.strftime('%Y%m%dT%H%M%SZ')}_{load_id}.parquet"
-        self.final_path = directory / name
+        self.final_path = directory / load_file_name(extracted_at, load_id)
         self.temp_path = directory / f"{TEMP_PREFIX}{load_id}{TEMP_SUFFIX}"
         self.quarantine_path = directory / QUARANTINE_DIR / f"{load_id}.jsonl"
         self.rows = 0
@@ -348,6 +347,11 @@ class LoadWriter:
             self._quarantine_file.close()
             self._quarantine_file = None
             _fsync_path(self.quarantine_path.parent)
+
+
+def load_file_name(extracted_at: datetime, load_id: str) -> str:
+    """A landed load's file name: ``<extracted-at-utc-compact>_<load_id>.parquet``."""
+    return f"{extracted_at.strftime('%Y%m%dT%H%M%SZ')}_{load_id}.parquet"
 
 
 def _fsync_path(path: Path) -> None:

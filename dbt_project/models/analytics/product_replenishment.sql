@@ -16,7 +16,7 @@ unit_intervals as (
 ),
 
 -- Each product's intervals as one list, its quartiles taken from the list: DuckDB's quantile
--- aggregates fed straight from the window above took 2-4x as long at 10M orders (bench/README).
+-- aggregates fed straight from the window above took 4x as long at 10M orders (bench/README).
 interval_lists as (
     select
         product_key,
