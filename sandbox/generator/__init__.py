@@ -27,7 +27,7 @@ from sandbox.generator.behaviour import NATURAL_ORDERS_PER_PERSON, BehaviourPara
 from sandbox.generator.catalog import build_catalog, products_table
 from sandbox.generator.checkouts import build_checkouts
 from sandbox.generator.customers import assign_records, finalize
-from sandbox.generator.facebook import build_facebook, insights, landing, structure_tables
+from sandbox.generator.facebook import build_facebook, check_ad_count, insights, landing, structure_tables
 from sandbox.generator.orders import build_orders, refund
 from sandbox.generator.people import draw_people
 from sandbox.shop.tables import SCHEMAS, write_table
@@ -45,6 +45,7 @@ def generate_shop(
     now: datetime | None = None,
     years: float = 3.0,
     orders_per_customer: float | None = None,
+    fb_ads: int | None = None,
 ) -> dict[str, Any]:
     """Generate the demo shop into ``out_dir``; returns the ground truth (also written as JSON).
 
@@ -56,6 +57,10 @@ def generate_shop(
         years: length of the simulated period.
         orders_per_customer: target Shopify orders per Shopify person (e.g. 10 for a
             benchmark); None keeps what the behavioural model gives (~3–4 in 3 years).
+        fb_ads: exactly this many Facebook ads (at least 12), spread over the same six
+            campaigns with more ad sets (e.g. 500 for a benchmark); None keeps the demo's
+            ~41. Only ``fb_campaigns``, ``fb_adsets``, ``fb_ads`` and ``fb_insights`` change
+            with it: every other table is the same whatever the ad count.
     """
     if customers < 10:
         raise ValueError(f"customers={customers}: the demo shop needs at least 10 customers")
@@ -63,6 +68,7 @@ def generate_shop(
         raise ValueError(f"years={years}: choose a period between 0.1 and 20 years")
     if orders_per_customer is not None and orders_per_customer <= 0:
         raise ValueError(f"orders_per_customer={orders_per_customer} must be positive (or None)")
+    check_ad_count(fb_ads)
     clock = Clock(normalise_now(now), float(years))
     out_dir = Path(out_dir)
     catalog = build_catalog()
@@ -93,7 +99,7 @@ def generate_shop(
         clock=clock,
         rng=rng_for(seed, "consent"),
     )
-    fb = build_facebook(clock, rng_for(seed, "facebook"))
+    fb = build_facebook(clock, rng_for(seed, "facebook"), fb_ads)
     landing_source, landing_campaign, fb_ad = landing(orders, people, fb, rng_for(seed, "landing"))
 
     n_amazon = round(AMAZON_BUYER_SHARE * customers)
@@ -145,6 +151,8 @@ def generate_shop(
             "loyalty": loyalty,
             "adhoc_rate_scale": scale,
             "amazon_buyers": n_amazon,
+            # Only when asked for: the default shop's ground_truth.json stays byte for byte.
+            **({} if fb_ads is None else {"fb_ads": fb_ads}),
         },
     )
     (out_dir / GROUND_TRUTH_FILE).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")

@@ -5,12 +5,17 @@ time (``orders.landing_campaign`` = campaign id); a few repeat orders come from 
 retargeting campaign. Daily insights per ad are built from those orders: tracked
 purchases plus some view-through ones, spend set by each campaign's cost per
 acquisition, impressions from a CPM and clicks from a CTR (~1%, CPC $0.5–2).
+
+The account holds ~41 ads, or exactly as many as ``generate_shop(fb_ads=…)`` asks for
+(a benchmark's 500); every other table is the same whatever the count.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -34,6 +39,8 @@ ADSET_NAMES = ("Broad 25-54", "Lookalike 1% Purchasers", "Interest: Coffee & Tea
 AD_NAMES = ("Video | Morning ritual", "Carousel | Bestsellers", "Static | 15% off first order", "UGC | Review")
 LANDING_SOURCES = (None, "facebook", "google", "email", "referral")  # index 0 = no utm (organic)
 SOURCE_TO_LANDING = np.array([1, 2, 0, 3, 4])  # people.SOURCES → LANDING_SOURCES
+MIN_ADS = 2 * len(CAMPAIGNS)  # an ad count asked for gives every campaign two ads at least
+CHOICE_CELLS = 1 << 24  # orders × ads per block of the ad choice: ~130 MB of weights
 OTHER_CAMPAIGNS = (None, "brand_search", "shopping", "pmax", "newsletter", "replenishment", "winback")
 
 
@@ -63,8 +70,76 @@ def _fb_id(kind: int, number: int) -> str:
     return f"1202{kind}{number:013d}"
 
 
-def build_facebook(clock: Clock, rng: np.random.Generator) -> Facebook:
-    """Six campaigns with 2–3 ad sets of 2–3 ads each (small loops over a few dozen objects)."""
+def check_ad_count(ads: int | None) -> None:
+    """Refuse an ad count too small to give every campaign two ads (None: today's ~41 ads)."""
+    if ads is not None and ads < MIN_ADS:
+        raise ValueError(f"fb_ads={ads}: the {len(CAMPAIGNS)} campaigns need at least {MIN_ADS} ads (or None)")
+
+
+class _Shape(Protocol):
+    """How many ad sets a campaign has and how many ads an ad set has, asked as the loop reaches them."""
+
+    def adsets(self, campaign: int) -> int: ...
+
+    def ads(self, campaign: int, adset: int) -> int: ...
+
+
+class _DrawnShape:
+    """Today's shape: 2–3 ad sets per campaign, 2–3 ads per ad set, drawn as the loop reaches them.
+
+    The draws stay inside the loop, in its order, so the default shop keeps its exact tables.
+    """
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+
+    def adsets(self, campaign: int) -> int:
+        return int(self.rng.integers(2, 4))
+
+    def ads(self, campaign: int, adset: int) -> int:
+        return int(self.rng.integers(2, 4))
+
+
+class _FixedShape:
+    """``total`` ads over the campaigns by how long each runs, ~sqrt(share) ad sets each, ≥ 1 ad per ad set.
+
+    Long-running campaigns carry most creatives (as real accounts do), so the ads' daily
+    insights come near ``total`` × the period's days (~400k rows for 500 ads over 3 years).
+    """
+
+    def __init__(self, total: int, days_run: np.ndarray, rng: np.random.Generator) -> None:
+        check_ad_count(total)
+        self.per_adset: list[np.ndarray] = []
+        for n in _apportion(total, days_run, minimum=MIN_ADS // len(CAMPAIGNS)):  # a loop over six campaigns
+            k = max(1, round(math.sqrt(n)))  # as many ad sets as ads per ad set, roughly
+            self.per_adset.append(1 + rng.multinomial(n - k, np.full(k, 1.0 / k)))
+
+    def adsets(self, campaign: int) -> int:
+        return len(self.per_adset[campaign])
+
+    def ads(self, campaign: int, adset: int) -> int:
+        return int(self.per_adset[campaign][adset])
+
+
+def _apportion(total: int, weights: np.ndarray, minimum: int) -> np.ndarray:
+    """``total`` split into whole shares of at least ``minimum``, the rest by ``weights`` (largest remainders)."""
+    quota = (total - minimum * len(weights)) * weights / weights.sum()
+    share = np.floor(quota).astype(np.int64)
+    share[np.argsort(share - quota, kind="stable")[: total - minimum * len(weights) - share.sum()]] += 1
+    return minimum + share
+
+
+def _numbered(pool: tuple[str, ...], first: int, i: int) -> str:
+    """The ``i``-th name of ``pool`` starting at ``first``; " #2", " #3" … once the pool has gone round."""
+    name = pool[(first + i) % len(pool)]
+    return name if i < len(pool) else f"{name} #{i // len(pool) + 1}"
+
+
+def build_facebook(clock: Clock, rng: np.random.Generator, ads: int | None = None) -> Facebook:
+    """Six campaigns with 2–3 ad sets of 2–3 ads each, or exactly ``ads`` ads (see :class:`_FixedShape`).
+
+    Plain loops over the ad sets and ads: a few dozen objects, or the few hundred asked for.
+    """
     span = clock.span
     starts = np.array([c[2] for c in CAMPAIGNS]) * span
     ends = np.array([np.inf if c[3] is None else c[3] * span for c in CAMPAIGNS])
@@ -74,19 +149,21 @@ def build_facebook(clock: Clock, rng: np.random.Generator) -> Facebook:
         lo, hi = windows[-1]
         starts[3], ends[3] = lo - 6.0, (np.inf if hi >= span else hi)
         names[3] = f"BFCM {(clock.start + timedelta(days=hi)).year} | Sitewide 25%"
+    days_run = np.minimum(ends, span) - np.maximum(starts, 0.0)  # each campaign's days inside the period
+    shape: _Shape = _DrawnShape(rng) if ads is None else _FixedShape(ads, days_run, rng)
     s_campaign, s_start, a_adset, a_start, a_end, s_names, a_names = [], [], [], [], [], [], []
     for c in range(len(CAMPAIGNS)):
-        for s in range(int(rng.integers(2, 4))):
+        for s in range(shape.adsets(c)):
             s_campaign.append(c)
             s_start.append(starts[c] + (0.0 if s == 0 else rng.uniform(0.0, 5.0)))
-            s_names.append(ADSET_NAMES[(c + s) % len(ADSET_NAMES)])
-            for a in range(int(rng.integers(2, 4))):
+            s_names.append(_numbered(ADSET_NAMES, c, s))
+            for a in range(shape.ads(c, s)):
                 a_adset.append(len(s_campaign) - 1)
                 a_start.append(s_start[-1])
                 paused_early = a > 0 and rng.random() < 0.2
                 life = min(ends[c], span) - s_start[-1]
                 a_end.append(s_start[-1] + rng.uniform(0.3, 0.8) * life if paused_early else ends[c])
-                a_names.append(AD_NAMES[(s + a) % len(AD_NAMES)])
+                a_names.append(_numbered(AD_NAMES, s, a))
     adset = np.array(a_adset)
     return Facebook(
         c_id=[_fb_id(0, i + 1) for i in range(len(CAMPAIGNS))],
@@ -116,11 +193,25 @@ def _attribute(fb: Facebook, t: np.ndarray, retarget: np.ndarray, rng: np.random
     ad = np.zeros(len(t), np.int64)
     for c in range(len(CAMPAIGNS)):  # a loop over six campaigns
         rows = np.flatnonzero(campaign == c)
-        ads = np.flatnonzero(fb.a_campaign == c)
-        live = (t[rows, None] >= fb.a_start[ads]) & (t[rows, None] < fb.a_end[ads])
-        live[live.sum(axis=1) == 0, 0] = True
-        ad[rows] = ads[choose_weighted(rng, live.astype(float))]
+        ad[rows] = _live_ad(fb, np.flatnonzero(fb.a_campaign == c), t[rows], rng)
     return campaign, ad
+
+
+def _live_ad(fb: Facebook, ads: np.ndarray, t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One of ``ads`` live at each time ``t``, uniformly (the campaign's first ad when none is).
+
+    In blocks of rows: a campaign with ~200 ads and half a million orders (the benchmark's
+    shop) would otherwise build a 1.7 GB matrix. ``choose_weighted`` draws one number per
+    row, in order, so blocks choose exactly what one pass would.
+    """
+    out = np.empty(len(t), np.int64)
+    step = max(1, CHOICE_CELLS // len(ads))
+    for lo in range(0, len(t), step):
+        when = t[lo : lo + step, None]
+        live = (when >= fb.a_start[ads]) & (when < fb.a_end[ads])
+        live[live.sum(axis=1) == 0, 0] = True
+        out[lo : lo + step] = ads[choose_weighted(rng, live.astype(float))]
+    return out
 
 
 def landing(orders: Orders, people: People, fb: Facebook, rng: np.random.Generator):

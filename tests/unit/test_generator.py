@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from sandbox.generator import generate_shop
+from sandbox.generator import facebook, generate_shop
 from sandbox.generator.__main__ import main
+from sandbox.generator._base import Clock
 from sandbox.shop.tables import SCHEMAS, read_table
 
 NOW = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
@@ -225,6 +227,58 @@ def test_facebook_first_orders_carry_a_campaign_id_and_insights_are_believable(
     assert 0.005 <= ctr <= 0.02 and 0.5 <= cpc <= 2.0
     tracked = q("SELECT count(*) FROM orders WHERE landing_source = 'facebook'")
     assert tracked <= q("SELECT sum(purchases) FROM fb_insights") <= 1.5 * tracked
+
+
+ADS = 90  # an ad count asked for: more than the demo's ~41, small enough for a quick test
+FACEBOOK_TABLES = {"fb_campaigns", "fb_adsets", "fb_ads", "fb_insights"}
+
+
+@pytest.fixture(scope="module")
+def many_ads(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The module's shop again (same seed and size) with ``ADS`` Facebook ads."""
+    out = tmp_path_factory.mktemp("many_ads")
+    generate_shop(out, seed=7, customers=N, now=NOW, fb_ads=ADS)
+    return out
+
+
+def test_an_ad_count_asked_for_gives_exactly_that_many_ads_in_named_ad_sets(many_ads: Path) -> None:
+    con = duckdb.connect()
+    for name in FACEBOOK_TABLES:
+        con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{many_ads / name}.parquet')")
+    assert scalar(con, "SELECT count(*) FROM fb_ads") == ADS
+    assert scalar(con, "SELECT count(*) FROM fb_campaigns") == 6
+    assert scalar(con, "SELECT count(*) FROM fb_adsets") > 18  # more than the demo's 2–3 per campaign
+    assert scalar(con, "SELECT count(*) FROM fb_adsets s ANTI JOIN fb_ads a ON a.adset_id = s.id") == 0
+    assert scalar(con, "SELECT count(*) FROM fb_ads a ANTI JOIN fb_adsets s ON a.adset_id = s.id") == 0
+    assert scalar(con, "SELECT min(n) FROM (SELECT count(*) AS n FROM fb_ads GROUP BY campaign_id)") >= 2
+    assert scalar(con, "SELECT count(*) FROM fb_insights i ANTI JOIN fb_ads a ON i.ad_id = a.id") == 0
+    assert scalar(con, "SELECT count(DISTINCT ad_id) FROM fb_insights") == ADS
+    assert scalar(con, "SELECT count(*) - count(DISTINCT (adset_id, name)) FROM fb_ads") == 0
+    assert scalar(con, "SELECT count(*) - count(DISTINCT (campaign_id, name)) FROM fb_adsets") == 0
+    assert scalar(con, "SELECT count(*) FROM fb_ads WHERE name LIKE '% #2'") > 0  # a name pool went round
+
+
+def test_the_ad_count_changes_only_the_facebook_tables(shop: tuple[Path, dict], many_ads: Path) -> None:
+    for name in set(SCHEMAS) - FACEBOOK_TABLES:
+        assert read_table(shop[0], name).equals(read_table(many_ads, name)), name
+    assert not read_table(shop[0], "fb_ads").equals(read_table(many_ads, "fb_ads"))
+    landed = read_table(many_ads, "orders").column("landing_source").to_pylist()
+    assert landed.count("facebook") > 20  # the Facebook attribution really ran over both shops
+
+
+def test_the_ad_choice_in_blocks_is_the_choice_of_one_pass(many_ads: Path, tmp_path: Path) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(facebook, "CHOICE_CELLS", 1)  # one order per block
+        generate_shop(tmp_path, seed=7, customers=N, now=NOW, fb_ads=ADS)
+    assert read_table(tmp_path, "fb_insights").equals(read_table(many_ads, "fb_insights"))
+
+
+def test_too_few_ads_are_refused_before_anything_is_written(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="fb_ads=11: the 6 campaigns need at least 12 ads"):
+        generate_shop(tmp_path / "shop", customers=50, now=NOW, fb_ads=11)
+    assert not (tmp_path / "shop").exists()
+    fb = facebook.build_facebook(Clock(NOW, 1.0), np.random.default_rng(0), 12)
+    assert np.bincount(fb.a_campaign).tolist() == [2] * 6
 
 
 def test_customer_records_link_to_persons_with_quirky_emails(
