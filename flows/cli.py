@@ -86,6 +86,7 @@ def sandbox_generate(
     seed: Annotated[int, typer.Option(help="Generator seed.")] = 42,
     now: Annotated[str | None, typer.Option(help="End of the history (ISO, UTC); default this hour.")] = None,
     orders_per_customer: Annotated[float | None, typer.Option(help="Scale order volume (benchmarks).")] = None,
+    fb_ads: Annotated[int | None, typer.Option(help="Facebook ads (benchmarks; default ~41).")] = None,
 ) -> None:
     """Generate the deterministic demo shop (Parquet tables + ground_truth.json)."""
     from sandbox.generator import generate_shop
@@ -93,7 +94,12 @@ def sandbox_generate(
     shop_dir = out or Settings.from_env().shop_dir
     started = datetime.now()
     truth = generate_shop(
-        shop_dir, seed=seed, customers=customers, now=_parse_now(now), orders_per_customer=orders_per_customer
+        shop_dir,
+        seed=seed,
+        customers=customers,
+        now=_parse_now(now),
+        orders_per_customer=orders_per_customer,
+        fb_ads=fb_ads,
     )
     seconds = (datetime.now() - started).total_seconds()
     counts = ", ".join(f"{n} {t}" for t, n in truth.get("row_counts", {}).items())

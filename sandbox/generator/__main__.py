@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--now", type=_timestamp, default=None, help="end of the period (default: this UTC hour)")
     parser.add_argument("--years", type=float, default=3.0)
     parser.add_argument("--orders-per-customer", type=float, default=None, help="e.g. 10 for a benchmark")
+    parser.add_argument("--fb-ads", type=int, default=None, help="Facebook ads, e.g. 500 for a benchmark (default ~41)")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         now=args.now,
         years=args.years,
         orders_per_customer=args.orders_per_customer,
+        fb_ads=args.fb_ads,
     )
     elapsed = time.perf_counter() - started
     totals, counts = truth["totals"], truth["row_counts"]
@@ -47,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"  checkouts {counts['checkouts']:,} (recovered {truth['checkouts']['recovered']:,}, "
         f"open with email in the last 72 h {truth['checkouts']['open_with_email_last_72h']:,}) · "
-        f"amazon orders {counts['amazon_orders']:,} · fb insight rows {counts['fb_insights']:,}"
+        f"amazon orders {counts['amazon_orders']:,} · fb ads {counts['fb_ads']:,} "
+        f"({counts['fb_insights']:,} insight rows)"
     )
     print(
         f"  revenue ${totals['total_revenue_cents'] / 100:,.2f} "

@@ -437,3 +437,9 @@ def test_cli_writes_a_shop_and_prints_a_summary(tmp_path: Path, capsys: pytest.C
     assert json.loads((tmp_path / "ground_truth.json").read_text())["persons"]["shopify"] == 50
     with pytest.raises(ValueError, match="customers"):
         generate_shop(tmp_path, customers=1)
+
+
+def test_cli_asks_for_an_ad_count(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--out", str(tmp_path), "--customers", "50", "--now", "2026-11-24T02:00:00Z", "--fb-ads", "12"]) == 0
+    assert "fb ads 12 (" in capsys.readouterr().out
+    assert read_table(tmp_path, "fb_ads").num_rows == 12
