@@ -50,7 +50,7 @@ class Size:
 
     Attributes:
         name: "quick", "full", or any name a test chooses.
-        customers, orders_per_customer, seed, now: arguments of ``generate_shop``
+        customers, orders_per_customer, fb_ads, seed, now: arguments of ``generate_shop``
             (``now`` as ISO-8601, fixed so the cached shop is reused across days).
         options: stage knobs by dotted name (``"ingest.amazon_requests"``), read with :meth:`option`.
     """
@@ -58,6 +58,7 @@ class Size:
     name: str
     customers: int
     orders_per_customer: float | None = None
+    fb_ads: int | None = None
     seed: int = 42
     now: str = "2026-11-01T00:00:00+00:00"
     options: dict[str, Any] = field(default_factory=dict)
@@ -70,7 +71,9 @@ class Size:
         """The cache key of this size's shop: every generator argument."""
         opc = "natural" if self.orders_per_customer is None else f"{self.orders_per_customer:g}"
         stamp = self.now[:19].replace(":", "").replace("-", "")
-        return f"shop-c{self.customers}-o{opc}-s{self.seed}-{stamp}"
+        # The ad count only when set, so the keys of shops cached before it existed still match.
+        ads = "" if self.fb_ads is None else f"-a{self.fb_ads}"
+        return f"shop-c{self.customers}-o{opc}-s{self.seed}-{stamp}{ads}"
 
 
 Better = Literal["higher", "lower"]
@@ -251,6 +254,7 @@ def _make_shop(shop_dir: Path, size: Size) -> dict[str, Any]:
         customers=size.customers,
         now=datetime.fromisoformat(size.now),
         orders_per_customer=size.orders_per_customer,
+        fb_ads=size.fb_ads,
     )
     temp.rename(shop_dir)
     return {

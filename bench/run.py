@@ -3,9 +3,9 @@
 Runs the registered stages (each in its own process), prints their numbers,
 merges them into ``bench/results.json`` and re-renders the table in
 ``bench/README.md``. ``quick`` (~2,000 customers) takes well under a minute;
-``full`` generates the large shop once (1M customers, 10M orders; ~1 min and
-~5 GB, cached under ``bench/out/``), then takes ~8 minutes and ~6 GB: the
-sandboxes load the big shop.
+``full`` generates the large shop once (1M customers, 10M orders, 500 Facebook
+ads; ~1 min and ~5 GB, cached under ``bench/out/``), then takes ~8 minutes and
+~6 GB: the sandboxes load the big shop.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ SIZES = {
         "full",
         customers=1_000_000,
         orders_per_customer=10,
+        fb_ads=500,  # 3 years of daily insights for 500 ads: ~400k rows (quick keeps the demo's 41 ads)
         options={
             "ingest.shopify_days": 1,  # ~34,000 orders, ~8,400 pages
             "ingest.amazon_days": 14,  # ~50,000 orders

@@ -16,8 +16,9 @@ import pyarrow.compute as pc
 import pytest
 import requests
 
-from bench.harness import REGISTRY, Context, Metric, Size, StageResult, load_stages, run, select, stage
+from bench.harness import REGISTRY, Context, Metric, Size, StageResult, ensure_shop, load_stages, run, select, stage
 from bench.report import BEGIN, END, merge_run, write_readme
+from bench.run import SIZES
 from bench.tape import Exchange, ReplayAdapter, ReplayMismatch, mount
 from sandbox.shop.tables import read_table
 
@@ -104,6 +105,14 @@ def test_the_readme_table_replaces_only_its_section(bench_run: Path) -> None:
     assert [row.split(" | ")[0] for row in rows] == ["| `selftest.constant`", "| `ingest.amazon_cost`"]
     constant_row = rows[0].split(" | ")
     assert constant_row[1:6] == ["constant", "4 µs", "≤ 20 µs", "5.00 (target / measured)", "yes"]
+
+
+def test_the_shop_key_carries_the_ad_count_only_when_one_is_asked_for(tmp_path: Path) -> None:
+    assert Size("x", customers=2_000).shop_key == "shop-c2000-onatural-s42-20261101T000000"  # as cached before
+    assert Size("x", customers=2_000, fb_ads=500).shop_key == "shop-c2000-onatural-s42-20261101T000000-a500"
+    assert (SIZES["quick"].fb_ads, SIZES["full"].fb_ads) == (None, 500)
+    shop_dir, made = ensure_shop(Size("ads", customers=50, fb_ads=20), tmp_path)
+    assert shop_dir.name.endswith("-a20") and made["row_counts"]["fb_ads"] == 20
 
 
 def test_a_run_replaces_its_stages_and_keeps_the_others() -> None:
