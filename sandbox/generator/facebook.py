@@ -190,6 +190,8 @@ def _attribute(fb: Facebook, t: np.ndarray, retarget: np.ndarray, rng: np.random
     w = active * np.where(retarget[:, None], np.eye(len(CAMPAIGNS))[RETARGETING], weight)
     w[w.sum(axis=1) == 0, 0] = 1.0  # the always-on prospecting campaign covers the whole period
     campaign = choose_weighted(rng, w)
+    # The campaign depends on the campaigns' windows only, and the ads are chosen last with one
+    # draw per order whatever their number: the orders are the same however many ads there are.
     ad = np.zeros(len(t), np.int64)
     for c in range(len(CAMPAIGNS)):  # a loop over six campaigns
         rows = np.flatnonzero(campaign == c)
