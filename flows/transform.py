@@ -150,13 +150,19 @@ class ModelTaskRunner(PrefectDbtRunner):
             super()._call_task(task_state, manifest_node, context, enable_assets)
 
 
-def run_dbt_build(project_dir: Path, args: list[str]) -> BuildOutcome:
-    """Invoke dbt once; a failed model or test is reported in the outcome, never raised or ignored."""
-    settings = PrefectDbtSettings(project_dir=project_dir, profiles_dir=project_dir, log_level=_dbt_log_level())
-    runner = ModelTaskRunner(settings=settings, raise_on_failure=False)
+def run_dbt_build(project_dir: Path, args: list[str], settings: Settings) -> BuildOutcome:
+    """Invoke dbt once; a failed model or test is reported in the outcome, never raised or ignored.
+
+    dbt's target and logs go to the data dir (:attr:`Settings.dbt_target_dir`), not the project:
+    the profile names the data dir, so each data dir keeps its own partial parse, builds over
+    two data dirs never write one ``target/``, and the project may be read-only.
+    """
+    dbt_settings = PrefectDbtSettings(project_dir=project_dir, profiles_dir=project_dir,
+                                      target_path=settings.dbt_target_dir, log_level=_dbt_log_level())  # fmt: skip
+    runner = ModelTaskRunner(settings=dbt_settings, raise_on_failure=False)
     before = set(threading.enumerate())
     try:
-        result = runner.invoke(args)
+        result = runner.invoke([*args, "--log-path", str(settings.dbt_log_dir)])
     except Exception as exc:  # the runner raises for errors before any node ran (parse, profile, lock)
         return BuildOutcome(failures=[f"dbt: {' '.join(args)} could not run: {_one_line(exc, 2 * _MESSAGE_CHARS)}"])
     finally:
@@ -244,7 +250,7 @@ def transform(full_refresh: bool = False, as_of: str | None = None) -> dict[str,
     with warehouse_turn(settings.data_dir):
         previous_build = _previous_build_instant(settings.warehouse_path)
         _mark_build_started(settings)
-        build = run_dbt_build(project_dir, args)
+        build = run_dbt_build(project_dir, args, settings)
         gate = quality_gate(build.failures)
         if build.passed and gate.passed:
             published = publish_warehouse(settings.warehouse_path, settings.data_dir)

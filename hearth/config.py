@@ -178,6 +178,15 @@ class Settings:
         return self.data_dir / "warehouse.duckdb"
 
     @property
+    def dbt_target_dir(self) -> Path:
+        """The transform's dbt artifacts (manifest, run results, partial parse), beside the warehouse they describe."""
+        return self.data_dir / "dbt_target"
+
+    @property
+    def dbt_log_dir(self) -> Path:
+        return self.data_dir / "dbt_logs"
+
+    @property
     def sandbox_dir(self) -> Path:
         return self.data_dir / "sandbox"
 

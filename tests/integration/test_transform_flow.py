@@ -100,10 +100,14 @@ def _task_names(flow_run_id: Any) -> set[str]:
 
 
 def test_a_good_build_and_gate_complete_with_per_node_tasks_and_an_artifact(shop: tuple[Settings, Path]) -> None:
-    settings, _ = shop
+    settings, project = shop
     state = transform(as_of="2026-01-31", return_state=True)
 
     assert state.is_completed(), state.message
+    # dbt's artifacts and log belong to the data dir it built; the project stays as checked out.
+    assert "trigger_winback" in (settings.dbt_target_dir / "run_results.json").read_text()
+    assert (settings.dbt_log_dir / "dbt.log").is_file()
+    assert not (project / "target").exists() and not (project / "logs").exists()
     summary = state.result()
     assert summary["dbt"] == {"success": 3, "pass": 2}  # 3 models, 2 data tests
     assert summary["gate"]["passed"] is True
