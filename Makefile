@@ -17,9 +17,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m flows.demo
 
-## The test suite (what CI runs). The Prefect UI test drives headless Chromium (Debian's package).
+## The test suite (what CI runs), one worker per core, each test module kept on one worker
+## (its module fixtures are built once). The Prefect UI test drives headless Chromium (Debian's package).
 test: $(STAMP) chromium
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadscope
 
 chromium:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
