@@ -336,13 +336,14 @@ def dynamic_template_data(
         )
 
     for key in template.required:
-        if _empty(data.get(key)):
+        value = data.get(key)
+        if value is None or (not value and _empty(value)):  # a filled value skips the call (per recipient)
             raise missing(key, "is empty" if key in data else "is missing")
     result: dict[str, Any] = {}
     declared = template.declared
     for key in declared:
         if (value := data.get(key)) is not None:
-            result[key] = _jsonable(value)
+            result[key] = value if type(value) in _PLAIN else _jsonable(value)
     if "items" in declared:
         # Absent optional items render as an empty list: falsy in {{#if items}}, as in SendGrid.
         items = result.get("items", [])
@@ -368,7 +369,7 @@ def _item(item: Any, index: int, sequence: str, step: str, manifest: Manifest, m
         raise missing(f"items[{index}]", "is not a mapping")
     for field in manifest.item_required:
         value = item.get(field)
-        if value is None or (type(value) is not int and _empty(value)):  # skips the call for counts
+        if value is None or (not value and _empty(value)):  # a filled value skips the call
             raise missing(f"items[{index}].{field}")
     declared = manifest.item_declared
     cleaned = {k: v if type(v) is str else _whole(v) for k, v in item.items() if k in declared and v is not None}

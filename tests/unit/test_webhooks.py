@@ -12,6 +12,8 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hearth.config import ConfigError
 from hearth.ledger import SEND_ID_ARG, Ledger, SendKey
@@ -384,3 +386,17 @@ def test_signed_unsubscribe_link_suppresses_and_forged_one_does_not(tmp_path: Pa
         forged = processor.unsubscribe(make_token("bob@example.com", "not-the-secret"))
         assert forged.status == 403
         assert not suppressions.is_suppressed("bob@example.com")
+
+
+@given(st.emails() | st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40))
+def test_an_unsubscribe_link_reads_back_to_its_address_through_a_query_string(email: str) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    from hearth.suppressions import normalize_email
+    from hearth.unsubscribe import read_token, unsubscribe_url
+
+    url = unsubscribe_url("https://hearth.example/", email, "s3cret")
+    parts = urlsplit(url)
+    assert (parts.netloc, parts.path) == ("hearth.example", "/unsubscribe")
+    [token] = parse_qs(parts.query, strict_parsing=True)["token"]  # as the webhooks app's router reads it
+    assert read_token(token, "s3cret") == normalize_email(email)
