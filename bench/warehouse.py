@@ -127,10 +127,22 @@ def run_dbt(ctx: Context, data_dir: Path, args: list[str], as_of: str | None = N
     return DbtRun(seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, slowest, layers)
 
 
+def warm_parse(ctx: Context, data_dir: Path, as_of: str | None = None) -> None:
+    """Parse the project into the stage's target first, untimed, as the build before left it.
+
+    A build in steady state finds the previous build's partial parse in its data dir's target
+    (flows.transform keeps one per data dir) and parses only what changed: nothing, hourly.
+    The ~8 s of a full parse at this project's size belong to neither build measured here.
+    Same data dir and vars as the build, or dbt throws the partial parse away.
+    """
+    run_dbt(ctx, data_dir, ["parse"], as_of=as_of)
+
+
 def full_build(ctx: Context) -> tuple[Path, DbtRun, dict[str, Any]]:
     """A fresh ``dbt build --full-refresh`` over the cached raw zone; the result is kept for reuse."""
     cache, info = ensure_raw_zone(ctx)
     data_dir = link_raw_zone(cache, ctx.work_dir / "data")
+    warm_parse(ctx, data_dir)
     build = run_dbt(ctx, data_dir, ["build", "--full-refresh"])
     _keep_build(ctx, data_dir, build)
     return data_dir, build, info
@@ -225,6 +237,7 @@ def dbt_incremental(ctx: Context) -> StageResult:
     # The next run comes later, as in production: a second build at the same as_of with changed
     # data gives segment_membership_snapshot duplicate dbt_scd_ids (its updated_at is as_of).
     later = (datetime.fromisoformat(ctx.size.now) + timedelta(hours=1)).isoformat()
+    warm_parse(ctx, data_dir, as_of=later)
     incremental = run_dbt(ctx, data_dir, ["build"], as_of=later)
     ratio = incremental.seconds / full.seconds
     ctx.log(f"full {full.seconds:.1f} s, incremental {incremental.seconds:.1f} s: ratio {ratio:.2f}")
