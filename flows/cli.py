@@ -93,14 +93,12 @@ def sandbox_generate(
 
     shop_dir = out or Settings.from_env().shop_dir
     started = datetime.now()
-    truth = generate_shop(
-        shop_dir,
-        seed=seed,
-        customers=customers,
-        now=_parse_now(now),
-        orders_per_customer=orders_per_customer,
-        fb_ads=fb_ads,
-    )
+    try:
+        truth = generate_shop(shop_dir, seed=seed, customers=customers, now=_parse_now(now),
+                              orders_per_customer=orders_per_customer, fb_ads=fb_ads)  # fmt: skip
+    except ValueError as exc:  # an option out of range: its message names it (nothing was written)
+        console.print(f"[bold red]hearth sandbox generate:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from exc
     seconds = (datetime.now() - started).total_seconds()
     counts = ", ".join(f"{n} {t}" for t, n in truth.get("row_counts", {}).items())
     console.print(f"Demo shop written to {shop_dir} in {seconds:.1f}s: {counts}")

@@ -29,15 +29,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
-    truth = generate_shop(
-        args.out,
-        seed=args.seed,
-        customers=args.customers,
-        now=args.now,
-        years=args.years,
-        orders_per_customer=args.orders_per_customer,
-        fb_ads=args.fb_ads,
-    )
+    try:
+        truth = generate_shop(
+            args.out,
+            seed=args.seed,
+            customers=args.customers,
+            now=args.now,
+            years=args.years,
+            orders_per_customer=args.orders_per_customer,
+            fb_ads=args.fb_ads,
+        )
+    except ValueError as exc:  # an argument out of range: its message names it (nothing was written)
+        parser.error(str(exc))
     elapsed = time.perf_counter() - started
     totals, counts = truth["totals"], truth["row_counts"]
     print(f"demo shop in {args.out} ({elapsed:.1f} s): seed {truth['seed']}, {truth['start']} → {truth['now']}")

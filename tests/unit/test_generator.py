@@ -443,3 +443,26 @@ def test_cli_asks_for_an_ad_count(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["--out", str(tmp_path), "--customers", "50", "--now", "2026-11-24T02:00:00Z", "--fb-ads", "12"]) == 0
     assert "fb ads 12 (" in capsys.readouterr().out
     assert read_table(tmp_path, "fb_ads").num_rows == 12
+
+
+@pytest.mark.parametrize("argv", [["--customers", "1"], ["--fb-ads", "3"]])
+def test_cli_refuses_an_argument_out_of_range_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--out", str(tmp_path / "shop"), *argv])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and argv[0].lstrip("-").replace("-", "_") in err.splitlines()[-1]
+    assert not (tmp_path / "shop").exists()
+
+
+def test_hearth_sandbox_generate_refuses_an_option_out_of_range(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    result = CliRunner().invoke(app, ["sandbox", "generate", "--out", str(tmp_path / "shop"), "--fb-ads", "3"])
+    assert result.exit_code == 2 and result.exception is not None and isinstance(result.exception, SystemExit)
+    assert "fb_ads=3" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "shop").exists()
