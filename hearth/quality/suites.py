@@ -75,33 +75,52 @@ class Suite:
 
 # Raw loads are append-only, so a record may be there several times: check the latest
 # version of each id, like staging does. Columns are extracted before the window so the
-# large JSON ``record`` is not carried through the sort.
+# large JSON ``record`` is not carried through the sort, and from one parse of it: a
+# ``->>`` per column parsed a 2.7 KB order once per column (68 s → 26 s at 10M orders).
 _RAW_LATEST = """
-WITH extracted AS (
-    SELECT id, updated_at, _extracted_at, {columns}
+WITH parsed AS (
+    SELECT id, updated_at, _extracted_at, json_extract_string(record, $paths) AS v
     FROM read_parquet($files, union_by_name = true)
+),
+extracted AS (
+    SELECT id, updated_at, _extracted_at, {columns}
+    FROM parsed
 )
 SELECT * EXCLUDE (_extracted_at) FROM extracted
 QUALIFY row_number() OVER (PARTITION BY id ORDER BY updated_at DESC NULLS LAST, _extracted_at DESC) = 1
 """
 
-_MONEY = "TRY_CAST(record->>'$.{path}.amount' AS DOUBLE)"
-_TS = "TRY_CAST(record->>'$.{path}' AS TIMESTAMPTZ)"
+
+@dataclass(frozen=True)
+class RawColumn:
+    """A column of a raw suite: the JSON path in ``record`` and the SQL that types it (``{}``: the text)."""
+
+    path: str
+    sql: str = "{}"
+
+
+def _money(path: str) -> RawColumn:
+    return RawColumn(f"$.{path}.amount", "TRY_CAST({} AS DOUBLE)")
+
+
+def _timestamp(path: str) -> RawColumn:
+    return RawColumn(f"$.{path}", "TRY_CAST({} AS TIMESTAMPTZ)")
+
 
 # A missing address becomes '' so that it counts against the valid share: a connector
 # that stopped reading the field must fail the gate, not pass it with zero rows checked.
 _RAW_CUSTOMER_COLUMNS = {
-    "created_at": _TS.format(path="createdAt"),
-    "email": "coalesce(lower(trim(record->>'$.defaultEmailAddress.emailAddress')), '')",
-    "email_consent": "record->>'$.defaultEmailAddress.marketingState'",
-    "amount_spent": _MONEY.format(path="amountSpent"),
+    "created_at": _timestamp("createdAt"),
+    "email": RawColumn("$.defaultEmailAddress.emailAddress", "coalesce(lower(trim({})), '')"),
+    "email_consent": RawColumn("$.defaultEmailAddress.marketingState"),
+    "amount_spent": _money("amountSpent"),
 }
 _RAW_ORDER_COLUMNS = {
-    "created_at": _TS.format(path="createdAt"),
-    "processed_at": _TS.format(path="processedAt"),
-    "total_price": _MONEY.format(path="totalPriceSet.shopMoney"),
-    "total_refunded": _MONEY.format(path="totalRefundedSet.shopMoney"),
-    "current_total_price": _MONEY.format(path="currentTotalPriceSet.shopMoney"),
+    "created_at": _timestamp("createdAt"),
+    "processed_at": _timestamp("processedAt"),
+    "total_price": _money("totalPriceSet.shopMoney"),
+    "total_refunded": _money("totalRefundedSet.shopMoney"),
+    "current_total_price": _money("currentTotalPriceSet.shopMoney"),
 }
 
 
@@ -110,15 +129,21 @@ def _frame(conn: duckdb.DuckDBPyConnection, query: str, params: dict[str, object
     return conn.sql(query, params=params).to_arrow_table().to_pandas()
 
 
-def _read_raw(raw_dir: Path, source: str, stream: str, columns: Mapping[str, str]) -> tuple[pd.DataFrame | None, str]:
+def _read_raw(
+    raw_dir: Path, source: str, stream: str, columns: Mapping[str, RawColumn]
+) -> tuple[pd.DataFrame | None, str]:
     files = sorted(str(p) for p in (raw_dir / source / stream).glob("*.parquet"))
     if not files:
         return None, f"no loads under {raw_dir / source / stream}: run `hearth ingest` first"
-    select = ", ".join(f"{expr} AS {name}" for name, expr in columns.items())
+    paths = [column.path for column in columns.values()]
+    # v[i] is the text at the i-th path (DuckDB lists count from 1).
+    select = ", ".join(
+        f"{column.sql.format(f'v[{i}]')} AS {name}" for i, (name, column) in enumerate(columns.items(), 1)
+    )
     with duckdb.connect() as conn:
         conn.execute("SET TimeZone = 'UTC'")
         try:
-            frame = _frame(conn, _RAW_LATEST.format(columns=select), {"files": files})
+            frame = _frame(conn, _RAW_LATEST.format(columns=select), {"files": files, "paths": paths})
         except duckdb.Error as exc:
             return None, f"cannot read the raw zone: {exc}"
     return frame, ""
