@@ -4,8 +4,8 @@ Runs the registered stages (each in its own process), prints their numbers,
 merges them into ``bench/results.json`` and re-renders the table in
 ``bench/README.md``. ``quick`` (~2,000 customers) takes well under a minute;
 ``full`` generates the large shop once (1M customers, 10M orders, 500 Facebook
-ads; ~1 min and ~5 GB, cached under ``bench/out/``), then takes ~8 minutes and
-~6 GB: the sandboxes load the big shop.
+ads; ~1 min and ~5 GB) and its raw zone (~70 min) once, cached under ``bench/out/``,
+then takes about an hour and peaks at ~10 GB (bench/README.md).
 """
 
 from __future__ import annotations
