@@ -166,16 +166,9 @@ def plain_transform(settings: Settings, as_of: str) -> str:
         since = _previous_build_instant(settings.warehouse_path)
         _mark_build_started(settings)
         levels = ["--log-level", "warn", "--log-level-file", "warn"]  # the flow's, with Prefect at WARNING
-        project_args = [
-            "--project-dir",
-            project,
-            "--profiles-dir",
-            project,
-            "--target-path",
-            str(settings.dbt_target_dir),
-            "--log-path",
-            str(settings.dbt_log_dir),
-        ]  # as the flow's
+        # Target and logs in the data dir, as the flow's (flows.transform.run_dbt_build).
+        paths = ["--target-path", str(settings.dbt_target_dir), "--log-path", str(settings.dbt_log_dir)]
+        project_args = ["--project-dir", project, "--profiles-dir", project, *paths]
         result = dbtRunner().invoke([*dbt_args(False, as_of), *levels, *project_args])
         _release_dbt_duckdb()
         if not result.success:
