@@ -53,13 +53,14 @@ def dbt(
 ) -> subprocess.CompletedProcess[str]:
     """``dbt <args>`` on the repository's project against ``data_dir``; raises with its output on failure.
 
-    Target and log paths live in ``data_dir``: tests building side by side never share
-    ``dbt_project/target``.
+    Target and log paths are the data dir's, where the transform flow keeps them
+    (``Settings.dbt_target_dir``): tests building side by side never share ``dbt_project/target``.
     """
     env = {**os.environ, **(env or {}), "HEARTH_DATA_DIR": str(data_dir), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     env.pop("HEARTH_DBT_PROJECT_DIR", None)
+    settings = _settings(data_dir, {})
     command = [str(DBT), *args, "--project-dir", str(DBT_PROJECT), "--profiles-dir", str(DBT_PROJECT),
-               "--target-path", str(data_dir / "dbt_target"), "--log-path", str(data_dir / "dbt_logs")]  # fmt: skip
+               "--target-path", str(settings.dbt_target_dir), "--log-path", str(settings.dbt_log_dir)]  # fmt: skip
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     if done.returncode != 0:
         raise RuntimeError(
