@@ -384,3 +384,61 @@ def test_products_and_order_lines(warehouse: Warehouse) -> None:
             """,
         )
         assert mismatched == 0
+
+
+def test_a_new_email_rekeys_old_orders_in_every_incremental_model(warehouse: Warehouse, tmp_path: Path) -> None:
+    """A customer record that lands with a new email moves orders extracted long before (outside
+    the lookback) to the new person, in orders and order_lines alike."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(warehouse.data_dir, data_dir, ignore=shutil.ignore_patterns("sandbox", "*.wal", "*.parquet"))
+    shutil.copytree(warehouse.data_dir / "raw", data_dir / "raw", dirs_exist_ok=True)
+    old_cutoff = STEPS[1]  # loads of the first step are far outside the lookback of the last one
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as db:
+        customer_id, old_key = db.execute(
+            f"""
+            select shopify_customer_id, customer_key from orders
+            where channel = 'shopify' and shopify_customer_id is not null and _extracted_at < '{old_cutoff}'
+            order by order_key limit 1
+            """
+        ).fetchall()[0]
+    with duckdb.connect() as db:
+        [(text,)] = db.execute(
+            f"""
+            select record from read_parquet('{data_dir}/raw/shopify/customers/*.parquet')
+            where id = 'gid://shopify/Customer/{customer_id}'
+            order by updated_at desc, _extracted_at desc limit 1
+            """
+        ).fetchall()
+    record = json.loads(text)
+    record["defaultEmailAddress"]["emailAddress"] = f"moved-{customer_id}@example.com"
+    record["updatedAt"] = (NOW + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    zone = RawZone(data_dir / "raw", now=lambda: NOW + timedelta(hours=2))
+    with zone.open_load("shopify", "customers") as load:
+        load.write([record], id_of=lambda r: r["id"], updated_at_of=lambda r: r["updatedAt"])
+
+    rekeyed = ("orders", "order_lines")
+    dbt(data_dir, "run", "--select", "+order_lines")
+    with duckdb.connect(str(data_dir / "warehouse.duckdb")) as db:
+        new_key = scalar(
+            db,
+            "select customer_key from int_customer_identities where record_type = 'shopify_customer' "
+            f"and shopify_customer_id = {customer_id}",
+        )
+        assert new_key != old_key
+        for table in rekeyed:
+            counts = db.execute(
+                f"select count(*) filter (where customer_key = $old), count(*) filter (where customer_key = $new) "
+                f"from {table}",
+                {"old": old_key, "new": new_key},
+            ).fetchone()
+            assert counts is not None and counts[0] == 0 and counts[1] > 0, (table, counts)
+            db.execute(f"create table {table}_incremental as select * from {table}")
+    dbt(data_dir, "run", "--full-refresh", "--select", "+order_lines")
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as db:
+        for table in rekeyed:
+            differ = scalar(
+                db,
+                f"select count(*) from ((select * from {table} except all select * from {table}_incremental)"
+                f" union all (select * from {table}_incremental except all select * from {table}))",
+            )
+            assert differ == 0, f"{table}: the incremental run and a full refresh differ in {differ} rows"
