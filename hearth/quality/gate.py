@@ -27,8 +27,8 @@ from great_expectations.data_context.types.base import (
 )
 
 from hearth.config import Settings
-from hearth.quality.store import GateResult, latest, open_store, record
-from hearth.quality.suites import GateThresholds, Suite, mart_suites, raw_suites
+from hearth.quality.store import GateResult, latest, open_store, passed_loads, record
+from hearth.quality.suites import ORDER_STREAM, GateThresholds, Suite, mart_suites, raw_suites
 
 log = logging.getLogger(__name__)
 
@@ -174,14 +174,16 @@ def run_gate(
     staging = root / f".docs-{run_id}"
     failures = list(upstream_failures)
     counts: dict[str, int] = {}
+    loads: dict[str, tuple[str, ...]] = {}
     with closing(open_store(settings.state_path)) as conn:
         baseline = latest(conn, passed_only=True)
         try:
             suites = [
-                *raw_suites(settings.raw_dir, thresholds, now),
+                *raw_suites(settings.raw_dir, thresholds, now, {ORDER_STREAM: passed_loads(conn, ORDER_STREAM)}),
                 *mart_suites(settings.warehouse_path, thresholds, now, baseline.row_counts if baseline else {}),
             ]
             counts = _row_counts(suites)
+            loads = {s.stream: s.loads for s in suites if s.stream}
             failures += _validate(suites, run_id, now, staging)
             _publish(staging, docs_dir)
         except Exception as exc:  # an unchecked warehouse is not fit for sends: record it as failed
@@ -196,5 +198,5 @@ def run_gate(
             checked_at=now,
             row_counts=counts,
         )
-        record(conn, result)
+        record(conn, result, loads)
     return result

@@ -3,6 +3,10 @@
 The row counts of each run are kept with it, so the next gate can tell a mart
 that collapsed from one that merely changed. Only passed runs serve as that
 baseline: comparing against a broken build would accept the breakage.
+
+The raw-zone loads a run read are kept too (``quality_checked_loads``): a load a
+passed gate read is never read again (the raw zone is append-only), so an hourly
+gate checks the hour's loads, not three years of them.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
+from collections.abc import Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +37,14 @@ QUALITY_MIGRATIONS: tuple[tuple[str, ...], ...] = (
             row_counts TEXT NOT NULL
         )""",
         "CREATE INDEX quality_runs_passed ON quality_runs (passed, seq)",
+    ),
+    (
+        """CREATE TABLE quality_checked_loads (
+            run_id TEXT NOT NULL REFERENCES quality_runs (run_id),
+            stream TEXT NOT NULL,
+            file TEXT NOT NULL,
+            PRIMARY KEY (stream, file, run_id)
+        )""",
     ),
 )
 
@@ -73,8 +86,12 @@ def open_store(state_path: Path) -> sqlite3.Connection:
     return conn
 
 
-def record(conn: sqlite3.Connection, result: GateResult) -> None:
-    """Store a gate result (it becomes the latest one)."""
+def record(conn: sqlite3.Connection, result: GateResult, loads: Mapping[str, Sequence[str]] | None = None) -> None:
+    """Store a gate result (it becomes the latest one) and the raw loads it read.
+
+    Args:
+        loads: ``<source>/<stream>`` -> the file names of the loads the run read.
+    """
     with transaction(conn):
         conn.execute(
             "INSERT INTO quality_runs (run_id, checked_at, passed, failures, docs_path, row_counts)"
@@ -87,6 +104,10 @@ def record(conn: sqlite3.Connection, result: GateResult) -> None:
                 str(result.docs_path),
                 json.dumps(result.row_counts, sort_keys=True),
             ),
+        )
+        conn.executemany(
+            "INSERT INTO quality_checked_loads (run_id, stream, file) VALUES (?, ?, ?)",
+            [(result.run_id, stream, file) for stream, files in (loads or {}).items() for file in files],
         )
 
 
@@ -128,6 +149,16 @@ def latest(conn: sqlite3.Connection, *, passed_only: bool = False) -> GateResult
     where = " WHERE passed = 1" if passed_only else ""
     row = conn.execute(f"SELECT * FROM quality_runs{where} ORDER BY seq DESC LIMIT 1").fetchone()
     return _from_row(row) if row else None
+
+
+def passed_loads(conn: sqlite3.Connection, stream: str) -> set[str]:
+    """The file names of ``stream``'s loads (``<source>/<stream>``) that a passed gate read."""
+    rows = conn.execute(
+        "SELECT DISTINCT loads.file FROM quality_checked_loads AS loads"
+        " JOIN quality_runs AS runs USING (run_id) WHERE runs.passed = 1 AND loads.stream = ?",
+        (stream,),
+    ).fetchall()
+    return {row[0] for row in rows}
 
 
 def latest_gate(settings: Settings) -> GateResult | None:

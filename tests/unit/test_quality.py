@@ -7,6 +7,7 @@ checks that exactly that check fails, with a message naming suite and expectatio
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 
 from hearth.config import Settings
 from hearth.quality import GateThresholds, latest_gate, run_gate
+from hearth.quality.store import open_store, passed_loads
 from hearth.rawzone import RawZone
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -197,6 +199,28 @@ def test_every_broken_check_fails_with_its_own_line(settings: Settings) -> None:
     # Failure lines reach the Prefect UI: no addresses or customer keys in them (Data Docs keep the details).
     assert not any("@@" in line or "person:2" in line for line in result.failures)
     assert latest_gate(settings).failures == result.failures
+
+
+def test_raw_orders_are_read_once_per_load_until_a_gate_passes_them(settings: Settings) -> None:
+    assert gate(settings).passed  # reads the first load's 30 orders
+    bad_refund = {"shopMoney": {"amount": "-4.50", "currencyCode": "USD"}}
+    write_raw(settings, "orders", [_order(30), _order(31), _order(3, totalRefundedSet=bad_refund)], "load2")
+    expectation = "expect_column_values_to_be_between(column='total_refunded', min_value=0)"
+
+    # Only the new load is read: 1 of its 3 orders, not 1 of 32.
+    assert "1 of 3 values" in only_failure(gate(settings), "raw.shopify.orders", expectation)
+    # A failed gate passes no load: the next gate reads the bad one again.
+    assert "1 of 3 values" in only_failure(gate(settings), "raw.shopify.orders", expectation)
+
+    write_raw(settings, "orders", [_order(3)], "load3")  # the order's corrected version, extracted later
+    assert gate(settings).passed
+    landed = {p.name for p in (settings.raw_dir / "shopify" / "orders").glob("*.parquet")}
+    with closing(open_store(settings.state_path)) as conn:
+        assert passed_loads(conn, "shopify/orders") == landed and len(landed) == 3
+
+    # Nothing new to read: the other suites still run, and still fail what they should.
+    sql(settings, "UPDATE orders SET net_revenue = -5 WHERE order_key = 'shopify:7'")
+    only_failure(gate(settings), "marts.orders", "expect_column_values_to_be_between(column='net_revenue'")
 
 
 def test_row_counts_must_not_collapse_against_the_last_passed_gate(settings: Settings) -> None:
