@@ -386,7 +386,7 @@ def test_products_and_order_lines(warehouse: Warehouse) -> None:
         assert mismatched == 0
 
 
-def test_a_new_email_rekeys_old_orders_in_every_incremental_model(warehouse: Warehouse, tmp_path: Path) -> None:
+def test_a_new_email_rekeys_old_orders_in_orders_and_order_lines(warehouse: Warehouse, tmp_path: Path) -> None:
     """A customer record that lands with a new email moves orders extracted long before (outside
     the lookback) to the new person, in orders and order_lines alike."""
     data_dir = tmp_path / "data"
