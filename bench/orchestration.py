@@ -201,10 +201,11 @@ def record_previous_gate(data_dir: Path, checked_at: datetime) -> None:
     import duckdb
 
     from hearth.quality.store import GateResult, open_store, record
-    from hearth.quality.suites import ORDER_STREAM
+    from hearth.quality.suites import ORDER_STREAM, GateThresholds
 
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as conn:
-        counts = {t: conn.execute(f"select count(*) from {t}").fetchall()[0][0] for t in ("customers", "orders")}
+        tables = GateThresholds().count_tables  # the marts whose counts a gate keeps as the next baseline
+        counts = {t: conn.execute(f"select count(*) from {t}").fetchall()[0][0] for t in tables}
     loads = tuple(p.name for p in sorted((data_dir / "raw" / ORDER_STREAM).glob("*.parquet")))
     result = GateResult(True, [], data_dir / "quality" / "docs" / "index.html", "bench-previous", checked_at, counts)
     with closing(open_store(data_dir / "state.sqlite")) as conn:

@@ -184,7 +184,7 @@ def run_gate(
         baseline = latest(conn, passed_only=True)
         try:
             suites = [
-                *raw_suites(settings.raw_dir, thresholds, now, {ORDER_STREAM: passed_loads(conn, ORDER_STREAM)}),
+                *raw_suites(settings.raw_dir, thresholds, now, passed_loads(conn, ORDER_STREAM)),
                 *mart_suites(settings.warehouse_path, thresholds, now, baseline.row_counts if baseline else {}),
             ]
             counts = _row_counts(suites)

@@ -144,10 +144,10 @@ def _read_raw(
     landed = sorted((raw_dir / source / stream).glob("*.parquet"))
     if not landed:
         return None, f"no loads under {raw_dir / source / stream}: run `hearth ingest` first", ()
-    files = [str(p) for p in landed if p.name not in skip]
-    names = tuple(Path(f).name for f in files)
-    if not files:
+    unread = [p for p in landed if p.name not in skip]
+    if not unread:
         return None, "", ()
+    files = [str(p) for p in unread]
     paths = [column.path for column in columns.values()]
     # v[i] is the text at the i-th path (DuckDB lists count from 1).
     select = ", ".join(
@@ -159,7 +159,7 @@ def _read_raw(
             frame = _frame(conn, _RAW_LATEST.format(columns=select), {"files": files, "paths": paths})
         except duckdb.Error as exc:
             return None, f"cannot read the raw zone: {exc}", ()
-    return frame, "", names
+    return frame, "", tuple(p.name for p in unread)
 
 
 def _not_in_future(columns: list[str], limit: datetime, skew: timedelta) -> list[gxe.Expectation]:
@@ -193,12 +193,12 @@ def _consent(column: str, states: tuple[str, ...]) -> gxe.Expectation:
 
 
 def raw_suites(
-    raw_dir: Path, thresholds: GateThresholds, now: datetime, passed_loads: Mapping[str, Set[str]] | None = None
+    raw_dir: Path, thresholds: GateThresholds, now: datetime, passed_order_loads: Set[str] = frozenset()
 ) -> list[Suite]:
     """Suites on the latest version of each raw Shopify customer and order.
 
     Orders are checked once per load: their checks hold record by record, and the raw zone
-    is append-only, so an order load a passed gate read (``passed_loads["shopify/orders"]``)
+    is append-only, so an order load a passed gate read (``passed_order_loads``, file names)
     cannot have become wrong. At 10M orders, reading them all again took ~45 s of every
     hourly gate. A load read by a failed gate is read again until a gate passes it. Customers
     are read whole: the valid-address share is over the customer base, and an hour's few
@@ -206,8 +206,9 @@ def raw_suites(
     """
     limit = now + thresholds.clock_skew
     customers, customers_problem, _ = _read_raw(raw_dir, "shopify", "customers", _RAW_CUSTOMER_COLUMNS)
-    checked = (passed_loads or {}).get(ORDER_STREAM, frozenset())
-    orders, orders_problem, order_loads = _read_raw(raw_dir, "shopify", "orders", _RAW_ORDER_COLUMNS, checked)
+    orders, orders_problem, order_loads = _read_raw(
+        raw_dir, "shopify", "orders", _RAW_ORDER_COLUMNS, passed_order_loads
+    )
     suites = [
         Suite(
             name="raw.shopify.customers",
