@@ -153,6 +153,14 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
     yield Warehouse(data_dir, incremental, shared_email)
 
 
+def copy_data_dir(warehouse: Warehouse, tmp_path: Path) -> Path:
+    """The warehouse and its raw zone, for a test that lands more and builds again."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(warehouse.data_dir, data_dir, ignore=shutil.ignore_patterns("sandbox", "*.wal", "*.parquet"))
+    shutil.copytree(warehouse.data_dir / "raw", data_dir / "raw", dirs_exist_ok=True)
+    return data_dir
+
+
 def scalar(db: duckdb.DuckDBPyConnection, sql: str) -> Any:
     row = db.execute(sql).fetchone()
     assert row is not None
@@ -389,9 +397,7 @@ def test_products_and_order_lines(warehouse: Warehouse) -> None:
 def test_a_new_email_rekeys_old_orders_in_orders_and_order_lines(warehouse: Warehouse, tmp_path: Path) -> None:
     """A customer record that lands with a new email moves orders extracted long before (outside
     the lookback) to the new person, in orders and order_lines alike."""
-    data_dir = tmp_path / "data"
-    shutil.copytree(warehouse.data_dir, data_dir, ignore=shutil.ignore_patterns("sandbox", "*.wal", "*.parquet"))
-    shutil.copytree(warehouse.data_dir / "raw", data_dir / "raw", dirs_exist_ok=True)
+    data_dir = copy_data_dir(warehouse, tmp_path)
     old_cutoff = STEPS[1]  # loads of the first step are far outside the lookback of the last one
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as db:
         customer_id, old_key = db.execute(
@@ -442,3 +448,41 @@ def test_a_new_email_rekeys_old_orders_in_orders_and_order_lines(warehouse: Ware
                 f" union all (select * from {table}_incremental except all select * from {table}))",
             )
             assert differ == 0, f"{table}: the incremental run and a full refresh differ in {differ} rows"
+
+
+def test_a_redaction_request_masks_orders_extracted_long_before(warehouse: Warehouse, tmp_path: Path) -> None:
+    """A customers/redact request landing now covers orders extracted far outside the lookback:
+    the incremental run reads them again and masks them, as a full refresh does."""
+    data_dir = copy_data_dir(warehouse, tmp_path)
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as db:
+        customer_id, email = db.execute(
+            f"""
+            select shopify_customer_id, email_raw from stg_shopify__orders
+            where shopify_customer_id is not null and email_raw is not null and _extracted_at < '{STEPS[1]}'
+            order by order_id limit 1
+            """
+        ).fetchall()[0]
+        old = f"shopify_customer_id = {customer_id} and _extracted_at < '{STEPS[1]}'"
+        assert scalar(db, f"select count(*) from orders where {old}") > 0
+    # Shaped as hearth.webhooks lands one; an hour after the last extraction (NOW + 1 h).
+    request = {
+        "topic": "customers/redact", "webhook_id": "wh-old-orders", "triggered_at": None,
+        "payload": {"customer": {"id": customer_id, "email": email.upper()}, "orders_to_redact": []},
+    }  # fmt: skip
+    with RawZone(data_dir / "raw", now=lambda: NOW + timedelta(hours=2)).open_load("shopify", "webhooks") as load:
+        load.write([request], id_of=lambda r: r["webhook_id"], updated_at_of=lambda r: None)
+
+    dbt(data_dir, "run", "--select", "+orders")
+    with duckdb.connect(str(data_dir / "warehouse.duckdb")) as db:
+        assert scalar(db, f"select count(*) from stg_shopify__orders where email_raw = '{email}'") == 0
+        masked = "redaction_key is not null and email_raw is null"
+        assert scalar(db, f"select count(*) from stg_shopify__orders where {old} and {masked}") > 0
+        db.execute("create table orders_incremental as select * from orders")
+    dbt(data_dir, "run", "--full-refresh", "--select", "+orders")
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as db:
+        differ = scalar(
+            db,
+            "select count(*) from ((select * from orders except all select * from orders_incremental)"
+            " union all (select * from orders_incremental except all select * from orders))",
+        )
+        assert differ == 0, f"orders: the incremental run and a full refresh differ in {differ} rows"
