@@ -81,9 +81,10 @@ order_totals as (
 ),
 
 all_customers as (
+    -- From order_totals, not orders: a second read of orders would make DuckDB copy it whole.
     select customer_key from records
     union
-    select customer_key from orders
+    select customer_key from order_totals
 )
 
 select

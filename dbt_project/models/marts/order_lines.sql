@@ -15,7 +15,8 @@
     currency rate.
 -#}
 
-with orders as (
+-- Not materialized: read three times, DuckDB would otherwise copy all 10M+ orders first.
+with orders as not materialized (
     select order_key, channel, customer_key, ordered_at, is_cancelled, _extracted_at
     from {{ ref('orders') }}
 ),
@@ -25,11 +26,10 @@ orders_to_refresh as (
     select order_key from orders
     where _extracted_at >= {{ incremental_cutoff() }}
     union
-    select order_key from (
-        select order_key, customer_key from orders
-        except
-        select order_key, customer_key from {{ this }}
-    ) as rekeyed
+    -- Re-keyed: no stored line carries the order's customer_key (never null) any more.
+    select order_key from orders
+    anti join {{ this }} as stored
+        on stored.order_key = orders.order_key and stored.customer_key = orders.customer_key
     union
     -- Stored without a rate (seeds/currency_rates lacked it): converted again, however old.
     select order_key from {{ this }} where line_total is null
