@@ -5,17 +5,14 @@ with purchases as (
 ),
 
 -- Only products with a cycle, and only the latest purchase counts: a re-buy moves the due
--- date (and the trigger id) on. Filtering first halves the ranking at 10M orders.
+-- date (and the trigger id) on.
 last_purchases as (
     select purchases.*, replenishment.cycle_days
     from purchases
     inner join {{ ref('product_replenishment') }} as replenishment
         on replenishment.product_key = purchases.product_key
     where replenishment.cycle_days is not null
-    qualify row_number() over (
-        partition by purchases.customer_key, purchases.product_key
-        order by purchases.ordered_at desc, purchases.order_key desc
-    ) = 1
+        and purchases.is_latest
 ),
 
 due as (
