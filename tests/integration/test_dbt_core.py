@@ -55,6 +55,7 @@ COMPARED = (
     "stg_amazon__orders",
     "stg_amazon__order_items",
     "int_abandoned_checkouts_identified",
+    "stg_facebook__ad_insights",
 )
 
 
@@ -148,8 +149,8 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
     with duckdb.connect(str(data_dir / "warehouse.duckdb")) as db:
         for table in COMPARED:
             db.execute(f"copy (select * from {table}) to '{data_dir}/{table}_incremental.parquet'")
-    # Staging included: the Shopify staging models are incremental too.
-    dbt(data_dir, "run", "--full-refresh", "--select", "+orders", "+order_lines")
+    # Staging included: the Shopify staging models and Facebook insights are incremental too.
+    dbt(data_dir, "run", "--full-refresh", "--select", "+orders", "+order_lines", "stg_facebook__ad_insights")
     yield Warehouse(data_dir, incremental, shared_email)
 
 

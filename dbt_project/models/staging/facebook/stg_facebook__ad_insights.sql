@@ -1,3 +1,18 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='ad_insight_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail'
+    )
+}}
+
+{#-
+    One row per ad and day. Incremental: a run reads only the insight loads since the
+    cutoff (macro incremental_cutoff); the connector lands the recent, still-settling days
+    again at every extraction, so their latest numbers replace the stored ones.
+-#}
+
 with latest_records as (
     -- No updated_at: the latest extraction of an (ad, day) is the settled-most number.
     {{ latest_raw_records('facebook', 'insights') }}
