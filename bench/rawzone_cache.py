@@ -33,7 +33,9 @@ DIRECT_ABOVE_CUSTOMERS = 100_000  # bigger shops get their raw zone from bench.r
 LANDED_BEFORE_NOW = timedelta(days=7)
 HOURLY_SHARE = 0.001  # of the orders changed in the last hourly load before the shop's now
 # The other streams big enough for incremental staging: part of every hourly load too.
-RELANDED_HOURLY = (("shopify", "customers"), ("shopify", "abandoned_checkouts"), ("amazon", "orders"))
+RELANDED_HOURLY = (
+    ("shopify", "customers"), ("shopify", "abandoned_checkouts"), ("amazon", "orders"), ("facebook", "insights"),
+)  # fmt: skip
 
 
 def _ingest(shop: Path, data_dir: Path, sandbox_dir: Path) -> dict[str, int]:
@@ -108,10 +110,17 @@ def _hour_ago(ctx: Context) -> datetime:
     return datetime.fromisoformat(ctx.size.now) - timedelta(hours=1)
 
 
-def _reland_hourly(data_dir: Path, landed_at: datetime) -> dict[str, int]:
-    """The other big streams' part of the hourly load: records extracted again, unchanged."""
-    return {f"{source}.{stream}": reland_latest(data_dir, source, stream, HOURLY_SHARE, landed_at)
-            for source, stream in RELANDED_HOURLY}  # fmt: skip
+def _reland_hourly(data_dir: Path, landed_at: datetime, done: dict[str, int] | None = None) -> dict[str, int]:
+    """The other big streams' part of the hourly load: records extracted again, unchanged.
+
+    ``done``: the streams a cache made before a stream joined :data:`RELANDED_HOURLY` has
+    relanded already; only the others are landed.
+    """
+    relanded = dict(done or {})
+    for source, stream in RELANDED_HOURLY:
+        if f"{source}.{stream}" not in relanded:
+            relanded[f"{source}.{stream}"] = reland_latest(data_dir, source, stream, HOURLY_SHARE, landed_at)
+    return relanded
 
 
 def reland_latest(data_dir: Path, source: str, stream: str, share: float, landed_at: datetime) -> int:
@@ -156,8 +165,10 @@ def ensure_raw_zone(ctx: Context) -> tuple[Path, dict[str, Any]]:
     landed_before = datetime.fromisoformat(ctx.size.now) - LANDED_BEFORE_NOW
     if marker.is_file():
         info = json.loads(marker.read_text())
-        if "relanded" not in info["last_hourly_load"]:  # a cache from before the other streams' hourly loads
-            info["last_hourly_load"]["relanded"] = _reland_hourly(cache, _hour_ago(ctx))
+        hourly = info["last_hourly_load"]
+        if set(hourly.get("relanded", {})) != {f"{source}.{stream}" for source, stream in RELANDED_HOURLY}:
+            # A cache from before a stream joined the hourly load: its part landed now.
+            hourly["relanded"] = _reland_hourly(cache, _hour_ago(ctx), hourly.get("relanded"))
             marker.write_text(json.dumps(info, indent=1))
         return cache, {**info, "cached": True}
     temp = cache.with_name(f".tmp-{cache.name}-{os.getpid()}")
