@@ -168,6 +168,22 @@ def scalar(db: duckdb.DuckDBPyConnection, sql: str) -> Any:
     return row[0]
 
 
+def assert_full_refresh_agrees(data_dir: Path, tables: tuple[str, ...], *select: str) -> None:
+    """Keep ``tables`` as the incremental run left them, rebuild ``select`` from scratch, compare row for row."""
+    with duckdb.connect(str(data_dir / "warehouse.duckdb")) as db:
+        for table in tables:
+            db.execute(f"create table {table}_incremental as select * from {table}")
+    dbt(data_dir, "run", "--full-refresh", "--select", *select)
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as db:
+        for table in tables:
+            differ = scalar(
+                db,
+                f"select count(*) from ((select * from {table} except all select * from {table}_incremental)"
+                f" union all (select * from {table}_incremental except all select * from {table}))",
+            )
+            assert differ == 0, f"{table}: the incremental run and a full refresh differ in {differ} rows"
+
+
 def test_incremental_build_equals_full_refresh(warehouse: Warehouse) -> None:
     incremental = {table: f"read_parquet('{warehouse.data_dir}/{table}_incremental.parquet')" for table in COMPARED}
     unmarked = f"replace(order_name, '{STALE}', '') as order_name"
@@ -425,7 +441,7 @@ def test_a_new_email_rekeys_old_orders_in_orders_and_order_lines(warehouse: Ware
 
     rekeyed = ("orders", "order_lines")
     dbt(data_dir, "run", "--select", "+order_lines")
-    with duckdb.connect(str(data_dir / "warehouse.duckdb")) as db:
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as db:
         new_key = scalar(
             db,
             "select customer_key from int_customer_identities where record_type = 'shopify_customer' "
@@ -439,16 +455,7 @@ def test_a_new_email_rekeys_old_orders_in_orders_and_order_lines(warehouse: Ware
                 {"old": old_key, "new": new_key},
             ).fetchone()
             assert counts is not None and counts[0] == 0 and counts[1] > 0, (table, counts)
-            db.execute(f"create table {table}_incremental as select * from {table}")
-    dbt(data_dir, "run", "--full-refresh", "--select", "+order_lines")
-    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as db:
-        for table in rekeyed:
-            differ = scalar(
-                db,
-                f"select count(*) from ((select * from {table} except all select * from {table}_incremental)"
-                f" union all (select * from {table}_incremental except all select * from {table}))",
-            )
-            assert differ == 0, f"{table}: the incremental run and a full refresh differ in {differ} rows"
+    assert_full_refresh_agrees(data_dir, rekeyed, "+order_lines")
 
 
 def test_a_redaction_request_masks_orders_extracted_long_before(warehouse: Warehouse, tmp_path: Path) -> None:
@@ -474,16 +481,8 @@ def test_a_redaction_request_masks_orders_extracted_long_before(warehouse: Wareh
         load.write([request], id_of=lambda r: r["webhook_id"], updated_at_of=lambda r: None)
 
     dbt(data_dir, "run", "--select", "+orders")
-    with duckdb.connect(str(data_dir / "warehouse.duckdb")) as db:
+    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as db:
         assert scalar(db, f"select count(*) from stg_shopify__orders where email_raw = '{email}'") == 0
         masked = "redaction_key is not null and email_raw is null"
         assert scalar(db, f"select count(*) from stg_shopify__orders where {old} and {masked}") > 0
-        db.execute("create table orders_incremental as select * from orders")
-    dbt(data_dir, "run", "--full-refresh", "--select", "+orders")
-    with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as db:
-        differ = scalar(
-            db,
-            "select count(*) from ((select * from orders except all select * from orders_incremental)"
-            " union all (select * from orders_incremental except all select * from orders))",
-        )
-        assert differ == 0, f"orders: the incremental run and a full refresh differ in {differ} rows"
+    assert_full_refresh_agrees(data_dir, ("orders",), "+orders")
