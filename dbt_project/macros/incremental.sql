@@ -41,3 +41,14 @@
     {%- endif %}
     {%- endfor %}
 {%- endmacro %}
+
+
+{% macro built_at() -%}
+    {#-
+        When this dbt invocation started, stamped on every row a model writes as _built_at:
+        a model downstream of an incremental model reads only the rows built since its own
+        latest _built_at. Extraction times cannot tell it which rows changed: a re-keyed order
+        is rewritten with the _extracted_at it had.
+    -#}
+    cast('{{ run_started_at.isoformat() }}' as timestamptz)
+{%- endmacro %}

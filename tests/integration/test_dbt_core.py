@@ -56,7 +56,10 @@ COMPARED = (
     "stg_amazon__order_items",
     "int_abandoned_checkouts_identified",
     "stg_facebook__ad_insights",
+    "int_product_purchases",
 )
+# When a run wrote a row: differs between an incremental run and a full refresh by design.
+STAMPS = "columns(lambda c: c <> '_built_at')"
 
 
 @dataclass
@@ -64,6 +67,7 @@ class Warehouse:
     data_dir: Path
     incremental_build: subprocess.CompletedProcess[str]
     shared_email: str  # a Shopify person's address, reused by the euro Amazon order
+    rebuilt: dict[str, tuple[int, int]]  # rows the incremental run wrote, and all rows, by model
 
     @property
     def shop(self) -> Path:
@@ -148,10 +152,16 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
     incremental = dbt(data_dir, "build", *SELECT)
     with duckdb.connect(str(data_dir / "warehouse.duckdb")) as db:
         for table in COMPARED:
-            db.execute(f"copy (select * from {table}) to '{data_dir}/{table}_incremental.parquet'")
+            db.execute(f"copy (select {STAMPS} from {table}) to '{data_dir}/{table}_incremental.parquet'")
+        rebuilt = {
+            table: db.execute(
+                f"select count(*) filter (where _built_at = (select max(_built_at) from {table})), count(*) from {table}"
+            ).fetchone()
+            for table in ("orders", "order_lines", "int_product_purchases")
+        }
     # Staging included: the Shopify staging models and Facebook insights are incremental too.
-    dbt(data_dir, "run", "--full-refresh", "--select", "+orders", "+order_lines", "stg_facebook__ad_insights")
-    yield Warehouse(data_dir, incremental, shared_email)
+    dbt(data_dir, "run", "--full-refresh", "--select", "+int_product_purchases", "stg_facebook__ad_insights")
+    yield Warehouse(data_dir, incremental, shared_email, rebuilt)  # type: ignore[arg-type]
 
 
 def copy_data_dir(warehouse: Warehouse, tmp_path: Path) -> Path:
@@ -176,10 +186,11 @@ def assert_full_refresh_agrees(data_dir: Path, tables: tuple[str, ...], *select:
     dbt(data_dir, "run", "--full-refresh", "--select", *select)
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as db:
         for table in tables:
+            now, before = f"(select {STAMPS} from {table})", f"(select {STAMPS} from {table}_incremental)"
             differ = scalar(
                 db,
-                f"select count(*) from ((select * from {table} except all select * from {table}_incremental)"
-                f" union all (select * from {table}_incremental except all select * from {table}))",
+                f"select count(*) from ((from {now} except all from {before})"
+                f" union all (from {before} except all from {now}))",
             )
             assert differ == 0, f"{table}: the incremental run and a full refresh differ in {differ} rows"
 
@@ -190,8 +201,9 @@ def test_incremental_build_equals_full_refresh(warehouse: Warehouse) -> None:
     incremental["orders"] = f"(select * replace ({unmarked}) from {incremental['orders']})"
     with warehouse.connect() as db:
         for table, built in incremental.items():
-            extra = scalar(db, f"select count(*) from (select * from {built} except all select * from {table})")
-            missing = scalar(db, f"select count(*) from (select * from {table} except all select * from {built})")
+            rebuilt = f"(select {STAMPS} from {table})"
+            extra = scalar(db, f"select count(*) from (from {built} except all from {rebuilt})")
+            missing = scalar(db, f"select count(*) from (from {rebuilt} except all from {built})")
             assert (extra, missing) == (0, 0), f"{table}: incremental has {extra} rows too many, {missing} missing"
 
 
@@ -212,6 +224,14 @@ def test_incremental_run_reprocesses_only_the_lookback(warehouse: Warehouse) -> 
     assert kept > 100, "orders loaded before the lookback window must not be rebuilt"
     assert stale_in_window == 0, "every order extracted within the lookback window must be rebuilt"
     assert reprocessed > 100
+
+
+def test_incremental_run_rebuilds_only_the_customers_it_touches(warehouse: Warehouse) -> None:
+    """The models downstream of orders read the rows built since their own last build (_built_at):
+    order_lines the orders rebuilt, int_product_purchases the customers of the lines rebuilt."""
+    rebuilt = warehouse.rebuilt
+    assert 0 < rebuilt["order_lines"][0] < rebuilt["order_lines"][1] / 2, rebuilt
+    assert 0 < rebuilt["int_product_purchases"][0] < rebuilt["int_product_purchases"][1] * 0.9, rebuilt
 
 
 def test_orders_match_the_shop_to_the_cent(warehouse: Warehouse) -> None:
@@ -439,8 +459,9 @@ def test_a_new_email_rekeys_old_orders_in_orders_and_order_lines(warehouse: Ware
     with zone.open_load("shopify", "customers") as load:
         load.write([record], id_of=lambda r: r["id"], updated_at_of=lambda r: r["updatedAt"])
 
-    rekeyed = ("orders", "order_lines")
-    dbt(data_dir, "run", "--select", "+order_lines")
+    # The customer's only orders move: int_product_purchases is left with none of theirs.
+    rekeyed = ("orders", "order_lines", "int_product_purchases")
+    dbt(data_dir, "run", "--select", "+int_product_purchases")
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as db:
         new_key = scalar(
             db,
@@ -455,7 +476,7 @@ def test_a_new_email_rekeys_old_orders_in_orders_and_order_lines(warehouse: Ware
                 {"old": old_key, "new": new_key},
             ).fetchone()
             assert counts is not None and counts[0] == 0 and counts[1] > 0, (table, counts)
-    assert_full_refresh_agrees(data_dir, rekeyed, "+order_lines")
+    assert_full_refresh_agrees(data_dir, rekeyed, "+int_product_purchases")
 
 
 def test_a_redaction_request_masks_orders_extracted_long_before(warehouse: Warehouse, tmp_path: Path) -> None:
@@ -480,9 +501,9 @@ def test_a_redaction_request_masks_orders_extracted_long_before(warehouse: Wareh
     with RawZone(data_dir / "raw", now=lambda: NOW + timedelta(hours=2)).open_load("shopify", "webhooks") as load:
         load.write([request], id_of=lambda r: r["webhook_id"], updated_at_of=lambda r: None)
 
-    dbt(data_dir, "run", "--select", "+orders")
+    dbt(data_dir, "run", "--select", "+int_product_purchases")
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as db:
         assert scalar(db, f"select count(*) from stg_shopify__orders where email_raw = '{email}'") == 0
         masked = "redaction_key is not null and email_raw is null"
         assert scalar(db, f"select count(*) from stg_shopify__orders where {old} and {masked}") > 0
-    assert_full_refresh_agrees(data_dir, ("orders",), "+orders")
+    assert_full_refresh_agrees(data_dir, ("orders", "int_product_purchases"), "+int_product_purchases")

@@ -1,7 +1,9 @@
 -- Replenishment cycle per product, learned from repeat purchases as of var as_of (DOMAIN.md "Replenishment").
 
+-- A purchase before as_of has its previous purchase before as_of too.
 with purchases as (
     select * from {{ ref('int_product_purchases') }}
+    where ordered_at < {{ as_of_timestamp() }}
 ),
 
 -- Days one unit lasted: the gap to the customer's next purchase of the same product,

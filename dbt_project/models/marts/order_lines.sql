@@ -10,31 +10,23 @@
 {#-
     One row per order line, both channels. unique_key is the ORDER on purpose: a run
     replaces every line of each order it reprocesses, so a line removed by an order edit
-    disappears too. Reprocessed: orders extracted since the cutoff (see orders), orders
-    whose customer_key moved since their lines were written, and lines stored without a
-    currency rate.
+    disappears too. Reprocessed: the orders built since this model's last build (orders
+    rebuilds the orders extracted since its cutoff, and re-keys old ones when a customer
+    record or a redaction lands), and lines stored without a currency rate.
 -#}
 
--- Not materialized: read three times, DuckDB would otherwise copy all 10M+ orders first.
-with orders as not materialized (
-    select order_key, channel, customer_key, ordered_at, is_cancelled, _extracted_at
+with orders_in_scope as (
+    select order_key, channel, source_order_id, customer_key, ordered_at, is_cancelled, _extracted_at
     from {{ ref('orders') }}
-),
-
-{% if is_incremental() %}
-orders_to_refresh as (
-    select order_key from orders
-    where _extracted_at >= {{ incremental_cutoff() }}
-    union
-    -- Re-keyed: no stored line carries the order's customer_key (never null) any more.
-    select order_key from orders
-    anti join {{ this }} as stored
-        on stored.order_key = orders.order_key and stored.customer_key = orders.customer_key
+    {% if is_incremental() %}
+    where _built_at > (select coalesce(max(_built_at), '-infinity'::timestamptz) from {{ this }})
     union
     -- Stored without a rate (seeds/currency_rates lacked it): converted again, however old.
-    select order_key from {{ this }} where line_total is null
+    select order_key, channel, source_order_id, customer_key, ordered_at, is_cancelled, _extracted_at
+    from {{ ref('orders') }}
+    where order_key in (select order_key from {{ this }} where line_total is null)
+    {% endif %}
 ),
-{% endif %}
 
 refunded_lines as (
     select
@@ -62,6 +54,12 @@ shopify_lines as (
         coalesce(refunded_lines.refunded_amount, 0) as refunded_amount
     from {{ ref('stg_shopify__order_lines') }} as lines
     left join refunded_lines using (order_line_id)
+    {% if is_incremental() %}
+    -- On the source ids: keys of all 10M+ lines, only to join them, cost seconds.
+    where lines.order_id in (
+        select cast(source_order_id as bigint) from orders_in_scope where channel = 'shopify'
+    )
+    {% endif %}
 ),
 
 amazon_lines as (
@@ -80,6 +78,9 @@ amazon_lines as (
         0 as refunded_quantity,
         0::decimal(18, 2) as refunded_amount
     from {{ ref('stg_amazon__order_items') }}
+    {% if is_incremental() %}
+    where amazon_order_id in (select source_order_id from orders_in_scope where channel = 'amazon')
+    {% endif %}
 ),
 
 lines as (
@@ -91,10 +92,10 @@ lines as (
 select
     lines.order_line_key,
     lines.order_key,
-    orders.customer_key,
-    orders.channel,
-    orders.ordered_at,
-    orders.is_cancelled,
+    orders_in_scope.customer_key,
+    orders_in_scope.channel,
+    orders_in_scope.ordered_at,
+    orders_in_scope.is_cancelled,
     lines.product_key,
     lines.sku,
     lines.title,
@@ -106,9 +107,7 @@ select
     cast(lines.line_total as decimal(18, 2)) as line_total,
     cast(lines.refunded_quantity as integer) as refunded_quantity,
     cast(lines.refunded_amount as decimal(18, 2)) as refunded_amount,
-    orders._extracted_at
+    orders_in_scope._extracted_at,
+    {{ built_at() }} as _built_at
 from lines
-inner join orders using (order_key)
-{% if is_incremental() %}
-where lines.order_key in (select order_key from orders_to_refresh)
-{% endif %}
+inner join orders_in_scope using (order_key)

@@ -22,6 +22,17 @@
 with shopify_orders as (
     select * from {{ ref('stg_shopify__orders') }}
     where not is_test
+    {% if is_incremental() %}
+        -- Picked here, before the joins below: filtered after them, the joins ran over all orders.
+        and (
+            _extracted_at >= {{ incremental_cutoff() }}
+            or shopify_customer_id in (
+                {{ shopify_customers_landed(['stg_shopify__customers', 'stg_shopify__abandoned_checkouts']) }}
+            )
+            -- An erased customer's orders, however old, move to their anonymous key (few rows).
+            or redaction_key is not null
+        )
+    {% endif %}
 ),
 
 amazon_orders as (
@@ -45,12 +56,6 @@ recovered_checkouts as (
     from {{ ref('int_abandoned_checkouts_identified') }}
     where recovered_order_id is not null
 ),
-
-{% if is_incremental() %}
-customers_touched as (
-    {{ shopify_customers_landed(['stg_shopify__customers', 'stg_shopify__abandoned_checkouts']) }}
-),
-{% endif %}
 
 shopify as (
     select
@@ -88,12 +93,6 @@ shopify as (
     left join customer_keys using (shopify_customer_id)
     left join refund_totals using (order_id)
     left join recovered_checkouts using (order_id)
-    {% if is_incremental() %}
-    where shopify_orders._extracted_at >= {{ incremental_cutoff() }}
-        or shopify_orders.shopify_customer_id in (select shopify_customer_id from customers_touched)
-        -- An erased customer's orders, however old, move to their anonymous key (few rows).
-        or shopify_orders.redaction_key is not null
-    {% endif %}
 ),
 
 amazon as (
@@ -166,5 +165,6 @@ select
     is_journey_ready,
     source_name,
     checkout_id,
-    _extracted_at
+    _extracted_at,
+    {{ built_at() }} as _built_at
 from unioned

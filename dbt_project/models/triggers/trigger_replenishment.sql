@@ -1,18 +1,20 @@
 -- Replenishment reminders due now: one row per customer and product whose last purchase is running out.
 
-with purchases as (
+-- Only the latest purchase before as_of counts: a re-buy moves the due date (and the
+-- trigger id) on.
+with latest_purchases as (
     select * from {{ ref('int_product_purchases') }}
+    where ordered_at < {{ as_of_timestamp() }}
+        and (next_ordered_at is null or next_ordered_at >= {{ as_of_timestamp() }})
 ),
 
--- Only products with a cycle, and only the latest purchase counts: a re-buy moves the due
--- date (and the trigger id) on.
+-- Only products with a cycle.
 last_purchases as (
-    select purchases.*, replenishment.cycle_days
-    from purchases
+    select latest_purchases.*, replenishment.cycle_days
+    from latest_purchases
     inner join {{ ref('product_replenishment') }} as replenishment
-        on replenishment.product_key = purchases.product_key
+        on replenishment.product_key = latest_purchases.product_key
     where replenishment.cycle_days is not null
-        and purchases.is_latest
 ),
 
 due as (
