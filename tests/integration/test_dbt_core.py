@@ -153,15 +153,15 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
     with duckdb.connect(str(data_dir / "warehouse.duckdb")) as db:
         for table in COMPARED:
             db.execute(f"copy (select {STAMPS} from {table}) to '{data_dir}/{table}_incremental.parquet'")
+        latest = "_built_at = (select max(_built_at) from {})"
         rebuilt = {
-            table: db.execute(
-                f"select count(*) filter (where _built_at = (select max(_built_at) from {table})), count(*) from {table}"
-            ).fetchone()
+            table: (scalar(db, f"select count(*) from {table} where {latest.format(table)}"),
+                    scalar(db, f"select count(*) from {table}"))
             for table in ("orders", "order_lines", "int_product_purchases")
-        }
+        }  # fmt: skip
     # Staging included: the Shopify staging models and Facebook insights are incremental too.
     dbt(data_dir, "run", "--full-refresh", "--select", "+int_product_purchases", "stg_facebook__ad_insights")
-    yield Warehouse(data_dir, incremental, shared_email, rebuilt)  # type: ignore[arg-type]
+    yield Warehouse(data_dir, incremental, shared_email, rebuilt)
 
 
 def copy_data_dir(warehouse: Warehouse, tmp_path: Path) -> Path:

@@ -29,7 +29,8 @@ customers_touched as (
 {% endif %}
 
 checkouts as (
-    select * from {{ ref('stg_shopify__abandoned_checkouts') }}
+    -- Staging's _built_at stays there: it says when staging wrote the row, not this model.
+    select * exclude (_built_at) from {{ ref('stg_shopify__abandoned_checkouts') }}
     {% if is_incremental() %}
     where _extracted_at >= {{ incremental_cutoff() }}
         or shopify_customer_id in (select shopify_customer_id from customers_touched)

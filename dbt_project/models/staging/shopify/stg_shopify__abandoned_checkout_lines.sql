@@ -42,5 +42,6 @@ select
     {{ gid_to_id('line.product.id') }} as product_id,
     {{ shop_money('line.originalUnitPriceSet') }} as unit_price,
     {{ shop_money('line.discountedTotalPriceSet') }} as line_total,
-    _extracted_at
+    _extracted_at,
+    {{ built_at() }} as _built_at
 from line_items

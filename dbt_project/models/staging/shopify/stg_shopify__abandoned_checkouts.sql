@@ -68,5 +68,6 @@ select
         {{ unless_redacted('note') }} as note
     ),
     {{ valid_email(unless_redacted('email_raw')) }} as email,
-    completed_at is not null as is_completed
+    completed_at is not null as is_completed,
+    {{ built_at() }} as _built_at
 from marked

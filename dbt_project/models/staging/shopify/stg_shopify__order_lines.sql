@@ -48,5 +48,6 @@ select
     {{ shop_money('line.totalDiscountSet') }} as discount_total,
     -- After line discounts (order-level discounts allocated to the line included).
     {{ shop_money('line.discountedTotalSet') }} as line_total,
-    _extracted_at
+    _extracted_at,
+    {{ built_at() }} as _built_at
 from line_items

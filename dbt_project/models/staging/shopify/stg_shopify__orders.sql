@@ -89,5 +89,6 @@ marked as (
 -- An order of a redacted customer keeps its money, not the buyer's address (macros/redaction.sql).
 select
     * replace ({{ unless_redacted('email_raw') }} as email_raw),
-    {{ valid_email(unless_redacted('email_raw')) }} as email
+    {{ valid_email(unless_redacted('email_raw')) }} as email,
+    {{ built_at() }} as _built_at
 from marked
