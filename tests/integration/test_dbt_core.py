@@ -433,7 +433,7 @@ def test_products_and_order_lines(warehouse: Warehouse) -> None:
 
 def test_a_new_email_rekeys_old_orders_in_orders_and_order_lines(warehouse: Warehouse, tmp_path: Path) -> None:
     """A customer record that lands with a new email moves orders extracted long before (outside
-    the lookback) to the new person, in orders and order_lines alike."""
+    the lookback) to the new person, in orders, order_lines and int_product_purchases alike."""
     data_dir = copy_data_dir(warehouse, tmp_path)
     old_cutoff = STEPS[1]  # loads of the first step are far outside the lookback of the last one
     with duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True) as db:
