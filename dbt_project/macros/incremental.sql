@@ -52,3 +52,13 @@
     -#}
     cast('{{ run_started_at.isoformat() }}' as timestamptz)
 {%- endmacro %}
+
+
+{% macro built_since_last_build() -%}
+    {#-
+        For an incremental model reading a model that stamps _built_at (built_at()): a
+        condition on the parent's rows, true for those built since this model's own latest
+        build. Call it inside is_incremental().
+    -#}
+    _built_at > (select coalesce(max(_built_at), '-infinity'::timestamptz) from {{ this }})
+{%- endmacro %}

@@ -35,7 +35,7 @@ with lines as (
 changed_orders as (
     select order_key, customer_key
     from {{ ref('order_lines') }}
-    where _built_at > (select coalesce(max(_built_at), '-infinity'::timestamptz) from {{ this }})
+    where {{ built_since_last_build() }}
 ),
 
 customers_to_rebuild as (

@@ -19,7 +19,7 @@ with orders_in_scope as (
     select order_key, channel, source_order_id, customer_key, ordered_at, is_cancelled, _extracted_at
     from {{ ref('orders') }}
     {% if is_incremental() %}
-    where _built_at > (select coalesce(max(_built_at), '-infinity'::timestamptz) from {{ this }})
+    where {{ built_since_last_build() }}
     union
     -- Stored without a rate (seeds/currency_rates lacked it): converted again, however old.
     select order_key, channel, source_order_id, customer_key, ordered_at, is_cancelled, _extracted_at
