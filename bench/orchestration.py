@@ -157,9 +157,16 @@ def plain_transform(settings: Settings, as_of: str) -> str:
     from dbt.cli.main import dbtRunner
 
     from flows.artifacts import transform_artifacts
-    from flows.transform import _mark_build_started, _previous_build_instant, _release_dbt_duckdb, dbt_args
+    from flows.transform import (
+        _mark_build_started,
+        _previous_build_instant,
+        _release_dbt_duckdb,
+        dbt_args,
+        record_unit_tested,
+        unit_tests_due,
+    )
     from hearth.quality import run_gate
-    from hearth.warehouse import dbt_project_dir
+    from hearth.warehouse import build_threads, dbt_project_dir, project_fingerprint
     from hearth.warehouse_lock import publish_warehouse, warehouse_lock
 
     project = str(dbt_project_dir())
@@ -170,10 +177,14 @@ def plain_transform(settings: Settings, as_of: str) -> str:
         # Target and logs in the data dir, as the flow's (flows.transform.run_dbt_build).
         paths = ["--target-path", str(settings.dbt_target_dir), "--log-path", str(settings.dbt_log_dir)]
         project_args = ["--project-dir", project, "--profiles-dir", project, *paths]
-        result = dbtRunner().invoke([*dbt_args(False, as_of), *levels, *project_args])
+        fingerprint = project_fingerprint(Path(project))
+        threads = build_threads(False, settings.warehouse_path)
+        args = dbt_args(False, as_of, threads, unit_tests_due(settings, fingerprint))
+        result = dbtRunner().invoke([*args, *levels, *project_args])
         _release_dbt_duckdb()
         if not result.success:
             raise RuntimeError(f"dbt build failed: {result.exception}")
+        record_unit_tested(settings, fingerprint)
         gate = run_gate(settings)
         if gate.passed:
             publish_warehouse(settings.warehouse_path, settings.data_dir)

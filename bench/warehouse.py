@@ -41,6 +41,8 @@ from bench.rawzone_cache import (
     link_raw_zone,
 )
 from bench.rfm_engines import RFM_COLUMNS, SPLIT, check_agreement, duckdb_rfm, pandas_rfm, polars_rfm
+from flows.transform import dbt_args
+from hearth.warehouse import build_threads, project_fingerprint
 
 REPO = Path(__file__).resolve().parents[1]
 DBT_PROJECT = REPO / "dbt_project"
@@ -143,7 +145,7 @@ def full_build(ctx: Context) -> tuple[Path, DbtRun, dict[str, Any]]:
     cache, info = ensure_raw_zone(ctx)
     data_dir = link_raw_zone(cache, ctx.work_dir / "data")
     warm_parse(ctx, data_dir)
-    build = run_dbt(ctx, data_dir, ["build", "--full-refresh"])
+    build = run_dbt(ctx, data_dir, dbt_args(True, None, build_threads(True, data_dir / "warehouse.duckdb")))
     _keep_build(ctx, data_dir, build)
     return data_dir, build, info
 
@@ -153,14 +155,8 @@ def _build_cache(ctx: Context) -> Path:
     digest = hashlib.sha256()
     # The raw zone's marker too: a raw zone given another hourly load needs a new build.
     digest.update((OUT_DIR / "rawzones" / ctx.size.shop_key / RAWZONE_MARKER).read_bytes())
-    for path in sorted(p for p in DBT_PROJECT.rglob("*") if p.is_file() and _is_project_source(p)):
-        digest.update(str(path.relative_to(DBT_PROJECT)).encode() + b"\0" + path.read_bytes())
+    digest.update(project_fingerprint(DBT_PROJECT).encode())
     return OUT_DIR / "warehouses" / f"{ctx.size.shop_key}-{digest.hexdigest()[:12]}"
-
-
-def _is_project_source(path: Path) -> bool:
-    parts = path.relative_to(DBT_PROJECT).parts
-    return parts[0] in {"models", "macros", "seeds", "snapshots", "tests"} or parts == ("dbt_project.yml",)
 
 
 def _keep_build(ctx: Context, data_dir: Path, build: DbtRun) -> None:
@@ -238,7 +234,10 @@ def dbt_incremental(ctx: Context) -> StageResult:
     # data gives segment_membership_snapshot duplicate dbt_scd_ids (its updated_at is as_of).
     later = (datetime.fromisoformat(ctx.size.now) + timedelta(hours=1)).isoformat()
     warm_parse(ctx, data_dir, as_of=later)
-    incremental = run_dbt(ctx, data_dir, ["build"], as_of=later)
+    # As the hourly flow builds: two threads, and no unit tests, which the full build ran on
+    # this very project (the kept build's key is the project's fingerprint).
+    threads = build_threads(False, data_dir / "warehouse.duckdb")
+    incremental = run_dbt(ctx, data_dir, dbt_args(False, None, threads, unit_tests=False), as_of=later)
     ratio = incremental.seconds / full.seconds
     ctx.log(f"full {full.seconds:.1f} s, incremental {incremental.seconds:.1f} s: ratio {ratio:.2f}")
     ctx.log(f"slowest nodes (s): {incremental.slowest_nodes}; by layer: {incremental.seconds_by_layer}")

@@ -40,24 +40,47 @@ from flows.warehouse_turn import warehouse_turn
 from hearth.config import Settings
 from hearth.quality import GateResult, run_gate
 from hearth.quality.store import latest, open_store, record_build_started
-from hearth.warehouse import WarehouseError, dbt_project_dir, open_warehouse
+from hearth.warehouse import (
+    FULL_BUILD_THREADS,
+    WarehouseError,
+    build_threads,
+    dbt_project_dir,
+    open_warehouse,
+    project_fingerprint,
+)
 from hearth.warehouse_lock import publish_warehouse
 
 FAILED_STATUSES = frozenset({"error", "fail", "runtime error"})
+RETRIED_STATUSES = FAILED_STATUSES | {"skipped"}  # what `dbt retry` runs again
+OUT_OF_MEMORY = "Out of Memory Error"  # DuckDB's message when a query needs more than memory_limit
+UNIT_TESTED_RECORD = "unit_tested_project.sha256"  # in the dbt target dir: see unit_tests_due
 _MESSAGE_CHARS = 300  # of a dbt error in a failure line; the full text is in the task's log
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 @dataclass
 class BuildOutcome:
-    """What one ``dbt build`` did: node counts by status and one line per failed node."""
+    """What one ``dbt build`` did: node counts by status and one line per failed node.
+
+    ``retried`` is set when nodes that failed for want of memory were rebuilt one at a time.
+    """
 
     counts: dict[str, int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    retried: bool = False
 
     @property
     def passed(self) -> bool:
         return not self.failures
+
+    @property
+    def ran_out_of_memory(self) -> bool:
+        return any(OUT_OF_MEMORY in line for line in self.failures)
+
+    def then(self, retry: BuildOutcome) -> BuildOutcome:
+        """This build followed by a ``dbt retry`` of its failed and skipped nodes."""
+        kept = Counter({status: n for status, n in self.counts.items() if status not in RETRIED_STATUSES})
+        return BuildOutcome(counts=dict(kept + Counter(retry.counts)), failures=retry.failures, retried=True)
 
 
 def parse_as_of(value: str | None) -> str | None:
@@ -78,14 +101,40 @@ def parse_as_of(value: str | None) -> str | None:
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).isoformat()
 
 
-def dbt_args(full_refresh: bool, as_of: str | None) -> list[str]:
-    """The arguments of the flow's one dbt invocation."""
-    args = ["build"]
+def dbt_args(
+    full_refresh: bool, as_of: str | None, threads: int = FULL_BUILD_THREADS, unit_tests: bool = True
+) -> list[str]:
+    """The arguments of the flow's one dbt invocation.
+
+    Args:
+        threads: see :func:`hearth.warehouse.build_threads`.
+        unit_tests: ``False`` leaves dbt's unit tests out (see :func:`unit_tests_due`).
+    """
+    args = ["build", "--threads", str(threads)]
+    if not unit_tests:
+        args += ["--exclude-resource-type", "unit_test"]
     if full_refresh:
         args.append("--full-refresh")
     if as_of:
         args += ["--vars", json.dumps({"as_of": as_of})]
     return args
+
+
+def unit_tests_due(settings: Settings, fingerprint: str) -> bool:
+    """Whether this build runs dbt's unit tests: unless the last passing build ran them on this very project.
+
+    They test the SQL on fixed inputs, so their verdict changes only with the project
+    (dbt's advice: run them in development and CI, not on every production build). At 10M
+    orders they cost an hourly build ~4 s; an edited model, macro, seed or var brings them back.
+    """
+    record = settings.dbt_target_dir / UNIT_TESTED_RECORD
+    return not record.is_file() or record.read_text() != fingerprint
+
+
+def record_unit_tested(settings: Settings, fingerprint: str) -> None:
+    """After a passing build: its unit tests, run now or by an earlier build, pass on this project."""
+    settings.dbt_target_dir.mkdir(parents=True, exist_ok=True)
+    (settings.dbt_target_dir / UNIT_TESTED_RECORD).write_text(fingerprint)
 
 
 def _release_dbt_duckdb() -> None:
@@ -162,12 +211,22 @@ def run_dbt_build(project_dir: Path, args: list[str], settings: Settings) -> Bui
     runner = ModelTaskRunner(settings=dbt_settings, raise_on_failure=False)
     before = set(threading.enumerate())
     try:
-        result = runner.invoke([*args, "--log-path", str(settings.dbt_log_dir)])
-    except Exception as exc:  # the runner raises for errors before any node ran (parse, profile, lock)
-        return BuildOutcome(failures=[f"dbt: {' '.join(args)} could not run: {_one_line(exc, 2 * _MESSAGE_CHARS)}"])
+        outcome = _invoke(runner, args, settings)
+        if outcome.ran_out_of_memory and args[args.index("--threads") + 1] != "1":
+            # Two big queries at once can need more than DuckDB's memory cap where each alone
+            # spills to disk: rebuild what failed or was skipped one node at a time.
+            outcome = outcome.then(_invoke(runner, ["retry", "--threads", "1"], settings))
     finally:
         _wait_for_node_tasks(before)
         _release_dbt_duckdb()
+    return outcome
+
+
+def _invoke(runner: ModelTaskRunner, args: list[str], settings: Settings) -> BuildOutcome:
+    try:
+        result = runner.invoke([*args, "--log-path", str(settings.dbt_log_dir)])
+    except Exception as exc:  # the runner raises for errors before any node ran (parse, profile, lock)
+        return BuildOutcome(failures=[f"dbt: {' '.join(args)} could not run: {_one_line(exc, 2 * _MESSAGE_CHARS)}"])
     return _outcome(result)
 
 
@@ -218,9 +277,10 @@ def quality_gate(upstream_failures: list[str]) -> GateResult:
 def _markdown(args: list[str], build: BuildOutcome, gate: GateResult) -> str:
     rows = "\n".join(f"| {status} | {count} |" for status, count in sorted(build.counts.items())) or "| — | 0 |"
     failures = "\n".join(f"- {line}" for line in gate.failures) or "- none"
+    retried = "Out of memory with several threads: what failed was rebuilt one node at a time.\n\n" * build.retried
     verdict = "**passed**" if gate.passed else "**failed — sends are blocked until a build passes**"
     return (
-        f"## dbt {' '.join(args)}\n\n| status | nodes |\n|---|---|\n{rows}\n\n"
+        f"## dbt {' '.join(args)}\n\n{retried}| status | nodes |\n|---|---|\n{rows}\n\n"
         f"## Quality gate {verdict}\n\nRun `{gate.run_id}` at {gate.checked_at.isoformat()}; "
         f"Data Docs: `{gate.docs_path}`\n\n{failures}\n"
     )
@@ -240,17 +300,24 @@ def transform(full_refresh: bool = False, as_of: str | None = None) -> dict[str,
     """
     logger = get_run_logger()
     settings = Settings.from_env()
-    args = dbt_args(full_refresh, parse_as_of(as_of))
+    as_of = parse_as_of(as_of)
     # dbt runs in this process and its profile reads the data dir from the environment.
     os.environ["HEARTH_DATA_DIR"] = str(settings.data_dir)
     project_dir = dbt_project_dir()
-    logger.info("dbt %s in %s over %s", " ".join(args), project_dir, settings.data_dir)
 
     # One process on the warehouse at a time (DuckDB's rule): an overlapping run waits here.
     with warehouse_turn(settings.data_dir):
+        fingerprint = project_fingerprint(project_dir)
+        threads = build_threads(full_refresh, settings.warehouse_path)
+        args = dbt_args(full_refresh, as_of, threads, unit_tests_due(settings, fingerprint))
+        logger.info("dbt %s in %s over %s", " ".join(args), project_dir, settings.data_dir)
         previous_build = _previous_build_instant(settings.warehouse_path)
         _mark_build_started(settings)
         build = run_dbt_build(project_dir, args, settings)
+        if build.retried:
+            logger.warning("DuckDB ran out of memory with several dbt threads; rebuilt what failed one node at a time")
+        if build.passed:
+            record_unit_tested(settings, fingerprint)
         gate = quality_gate(build.failures)
         if build.passed and gate.passed:
             published = publish_warehouse(settings.warehouse_path, settings.data_dir)

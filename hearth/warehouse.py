@@ -9,6 +9,7 @@ no readers beside it, so a reader that collides with a running build gets a
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +20,16 @@ import duckdb
 # install); a deployment that keeps it elsewhere points this variable at it.
 DBT_PROJECT_ENV = "HEARTH_DBT_PROJECT_DIR"
 _REPO_DBT_PROJECT = Path(__file__).resolve().parent.parent / "dbt_project"
+_PROJECT_SOURCES = frozenset({"models", "macros", "seeds", "snapshots", "tests"})
+
+
+# dbt threads per build (bench/README.md, "Incremental build"). An hourly build is mostly
+# small queries and dbt's own Python around each of ~300 nodes: with two threads one node's
+# Python runs beside another's query. A build from scratch is a few huge staging queries
+# that each need DuckDB's whole memory cap: at 10M orders two at once ran out of it.
+# dbt_project/profiles.yml keeps 1, the safe choice for builds by hand.
+INCREMENTAL_BUILD_THREADS = 2
+FULL_BUILD_THREADS = 1
 
 
 class WarehouseError(RuntimeError):
@@ -37,6 +48,20 @@ def dbt_project_dir(env: Mapping[str, str] | None = None) -> Path:
     if not (path / "dbt_project.yml").is_file():
         raise WarehouseError(f"no dbt_project.yml in {path}: set {DBT_PROJECT_ENV} to the Hearth dbt project directory")
     return path
+
+
+def project_fingerprint(project_dir: Path) -> str:
+    """A digest of what a build's result depends on in the dbt project (SQL, YAML, seeds, vars).
+
+    Files under ``models``, ``macros``, ``seeds``, ``snapshots`` and ``tests``, and
+    ``dbt_project.yml``: not ``target``, ``logs`` or the profile.
+    """
+    digest = hashlib.sha256()
+    for path in sorted(project_dir.rglob("*")):
+        parts = path.relative_to(project_dir).parts
+        if path.is_file() and (parts[0] in _PROJECT_SOURCES or parts == ("dbt_project.yml",)):
+            digest.update(str(path.relative_to(project_dir)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def open_warehouse(path: Path, *, read_only: bool = True) -> duckdb.DuckDBPyConnection:
@@ -62,6 +87,22 @@ def open_warehouse(path: Path, *, read_only: bool = True) -> duckdb.DuckDBPyConn
         ) from exc
     conn.execute("SET TimeZone = 'UTC'")
     return conn
+
+
+def build_threads(full_refresh: bool, path: Path) -> int:
+    """How many dbt threads a build of the warehouse at ``path`` uses: 1 to build it from scratch, else 2.
+
+    From scratch means a full refresh, or a warehouse with no table yet (a first build,
+    where every incremental model reads the whole raw zone).
+    """
+    if full_refresh or not path.is_file():
+        return FULL_BUILD_THREADS
+    try:
+        with open_warehouse(path) as conn:
+            built = bool(table_names(conn))
+    except (WarehouseError, duckdb.Error):  # unreadable: the build will say why
+        built = False
+    return INCREMENTAL_BUILD_THREADS if built else FULL_BUILD_THREADS
 
 
 def table_names(conn: duckdb.DuckDBPyConnection, schema: str = "main") -> set[str]:

@@ -192,3 +192,87 @@ def test_a_build_that_dies_half_way_blocks_sends_until_a_build_passes(
 
     monkeypatch.setattr(flows.transform, "run_dbt_build", build)
     assert transform(return_state=True).is_completed() and latest_gate(settings).passed
+
+
+def _built_with_threads(settings: Settings) -> int:
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+        [(threads,)] = conn.sql("select threads from build_threads").fetchall()
+    return threads
+
+
+def test_builds_from_scratch_take_one_dbt_thread_and_incremental_builds_two(shop: tuple[Settings, Path]) -> None:
+    settings, project = shop
+    (project / "models" / "build_threads.sql").write_text("select {{ target.threads }} as threads\n")
+
+    assert transform(return_state=True).is_completed()
+    assert _built_with_threads(settings) == 1  # no warehouse yet: every staging query reads the whole raw zone
+    assert transform(return_state=True).is_completed()
+    assert _built_with_threads(settings) == 2
+    assert transform(full_refresh=True, return_state=True).is_completed()
+    assert _built_with_threads(settings) == 1
+
+
+def test_nodes_out_of_memory_with_two_threads_are_rebuilt_one_at_a_time(shop: tuple[Settings, Path]) -> None:
+    settings, project = shop
+    # Stands in for two big queries that need more than DuckDB's memory cap together, not alone.
+    (project / "models" / "build_threads.sql").write_text(
+        "{% if target.threads > 1 %}select error('Out of Memory Error: failed to allocate data of size 64.0 MiB')"
+        "{% else %}select {{ target.threads }} as threads{% endif %}\n"
+    )
+    after = "select threads + 1 as next from {{ ref('build_threads') }}\n"
+    (project / "models" / "after_threads.sql").write_text(after)
+    assert transform(return_state=True).is_completed()
+
+    state = transform(return_state=True)
+
+    assert state.is_completed(), state.message
+    # The failed model and the one it held back ran again; the rest of the build kept its results.
+    assert state.result()["dbt"] == {"success": 5, "pass": 2}
+    assert _built_with_threads(settings) == 1
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as conn:
+        assert conn.sql("select next from after_threads").fetchall() == [(2,)]
+    assert latest_gate(settings).passed
+    assert "rebuilt one node at a time" in str(Artifact.get("transform-summary").data)
+
+
+def test_a_model_out_of_memory_even_alone_fails_the_flow_after_one_retry(shop: tuple[Settings, Path]) -> None:
+    settings, project = shop
+    assert transform(return_state=True).is_completed()
+    (project / "models" / "broken.sql").write_text("select error('Out of Memory Error: even alone')\n")
+
+    state = transform(return_state=True)
+
+    assert state.is_failed()
+    assert "dbt: model broken error:" in state.message and "even alone" in state.message
+    assert not latest_gate(settings).passed
+
+
+UNIT_TEST = """
+unit_tests:
+  - name: winback_only_above_fifty
+    model: trigger_winback
+    given:
+      - input: ref('customers')
+        rows:
+          - {customer_key: a, total_revenue: 60, is_marketable: true}
+          - {customer_key: b, total_revenue: 40, is_marketable: true}
+    expect:
+      rows:
+        - {customer_key: a}
+"""
+
+
+def test_unit_tests_run_only_when_the_project_changed_since_the_last_passing_build(shop: tuple[Settings, Path]) -> None:
+    _, project = shop
+    (project / "models" / "unit_tests.yml").write_text(UNIT_TEST)
+
+    def node_counts() -> dict[str, int]:
+        state = transform(return_state=True)
+        assert state.is_completed(), state.message
+        return state.result()["dbt"]
+
+    assert node_counts() == {"success": 3, "pass": 3}  # 2 data tests and the unit test
+    assert node_counts() == {"success": 3, "pass": 2}  # same project: its unit test already passed
+    model = project / "models" / "trigger_winback.sql"
+    model.write_text(model.read_text() + "\n-- edited\n")
+    assert node_counts() == {"success": 3, "pass": 3}
