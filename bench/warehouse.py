@@ -5,7 +5,8 @@ over the shop's cached raw zone (:mod:`bench.rawzone_cache`), linked into the st
 scratch directory; at full size the build is kept for the other stages.
 
 ``warehouse.dbt_incremental`` adds one raw file of new and updated orders (~1 % of the
-shop's Shopify orders) after a full build and runs ``dbt build`` incrementally.
+shop's Shopify orders) after a full build and runs ``dbt build`` incrementally, as the
+hourly ``transform`` flow does (two dbt threads, unit tests already run on this project).
 
 ``warehouse.rfm`` times the ``customer_rfm`` model's compiled SQL inside DuckDB against
 the built warehouse, then the same scores as ONE hand-written DuckDB query, as pandas
