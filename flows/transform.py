@@ -212,7 +212,7 @@ def run_dbt_build(project_dir: Path, args: list[str], settings: Settings) -> Bui
     before = set(threading.enumerate())
     try:
         outcome = _invoke(runner, args, settings)
-        if outcome.ran_out_of_memory and args[args.index("--threads") + 1] != "1":
+        if outcome.ran_out_of_memory and _threads(args) > 1:
             # Two big queries at once can need more than DuckDB's memory cap where each alone
             # spills to disk: rebuild what failed or was skipped one node at a time.
             outcome = outcome.then(_invoke(runner, ["retry", "--threads", "1"], settings))
@@ -220,6 +220,10 @@ def run_dbt_build(project_dir: Path, args: list[str], settings: Settings) -> Bui
         _wait_for_node_tasks(before)
         _release_dbt_duckdb()
     return outcome
+
+
+def _threads(args: list[str]) -> int:
+    return int(args[args.index("--threads") + 1]) if "--threads" in args else FULL_BUILD_THREADS  # the profile's
 
 
 def _invoke(runner: ModelTaskRunner, args: list[str], settings: Settings) -> BuildOutcome:
@@ -277,7 +281,9 @@ def quality_gate(upstream_failures: list[str]) -> GateResult:
 def _markdown(args: list[str], build: BuildOutcome, gate: GateResult) -> str:
     rows = "\n".join(f"| {status} | {count} |" for status, count in sorted(build.counts.items())) or "| — | 0 |"
     failures = "\n".join(f"- {line}" for line in gate.failures) or "- none"
-    retried = "Out of memory with several threads: what failed was rebuilt one node at a time.\n\n" * build.retried
+    retried = ""
+    if build.retried:
+        retried = "Out of memory with several threads: what failed was rebuilt one node at a time.\n\n"
     verdict = "**passed**" if gate.passed else "**failed — sends are blocked until a build passes**"
     return (
         f"## dbt {' '.join(args)}\n\n{retried}| status | nodes |\n|---|---|\n{rows}\n\n"

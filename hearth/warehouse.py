@@ -23,11 +23,11 @@ _REPO_DBT_PROJECT = Path(__file__).resolve().parent.parent / "dbt_project"
 _PROJECT_SOURCES = frozenset({"models", "macros", "seeds", "snapshots", "tests"})
 
 
-# dbt threads per build (bench/README.md, "Incremental build"). An hourly build is mostly
-# small queries and dbt's own Python around each of ~300 nodes: with two threads one node's
-# Python runs beside another's query. A build from scratch is a few huge staging queries
-# that each need DuckDB's whole memory cap: at 10M orders two at once ran out of it.
-# dbt_project/profiles.yml keeps 1, the safe choice for builds by hand.
+# dbt threads per build (DECISIONLOG.md, "Incremental builds run two dbt threads"). An
+# hourly build is mostly small queries and dbt's own Python around each of ~300 nodes: with
+# two threads one node's Python runs beside another's query. A build from scratch is a few
+# huge staging queries that each need DuckDB's whole memory cap: at 10M orders two at once
+# ran out of it. dbt_project/profiles.yml keeps 1, the safe choice for builds by hand.
 INCREMENTAL_BUILD_THREADS = 2
 FULL_BUILD_THREADS = 1
 
