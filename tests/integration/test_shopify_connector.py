@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -185,12 +184,21 @@ def running_operation(server: ShopifySandbox, query: str) -> BulkOperation:
     return operation
 
 
-def test_a_bulk_start_whose_answer_was_lost_is_followed(sandbox: ShopifySandbox) -> None:
+def test_a_bulk_start_whose_answer_was_lost_is_followed(
+    sandbox: ShopifySandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
     client = ShopifyClient(settings_for(sandbox))
     query = bulk_query(SPECS["products"], search_filter(RECENT))
     lost = running_operation(sandbox, query)  # started by an earlier attempt whose answer never arrived
     lost.url = f"{sandbox.url}/_sandbox/bulk/lost.jsonl"
-    threading.Timer(0.1, lambda: setattr(lost, "status", "COMPLETED")).start()
+    start = sandbox.bulk.start
+
+    def refused_then_lost_completes(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        answer = start(*args, **kwargs)  # refused: the lost operation is still running
+        lost.status = "COMPLETED"  # after the refusal, not on a timer a loaded machine can beat
+        return answer
+
+    monkeypatch.setattr(sandbox.bulk, "start", refused_then_lost_completes)
     operations = len(sandbox.bulk._operations)
     assert BulkRunner(client).run(query, operation="products") == lost.url
     assert len(sandbox.bulk._operations) == operations  # followed, not started twice
