@@ -161,12 +161,11 @@ def plain_transform(settings: Settings, as_of: str) -> str:
         _mark_build_started,
         _previous_build_instant,
         _release_dbt_duckdb,
-        dbt_args,
+        planned_build,
         record_unit_tested,
-        unit_tests_due,
     )
     from hearth.quality import run_gate
-    from hearth.warehouse import build_threads, dbt_project_dir, project_fingerprint
+    from hearth.warehouse import dbt_project_dir
     from hearth.warehouse_lock import publish_warehouse, warehouse_lock
 
     project = str(dbt_project_dir())
@@ -177,9 +176,7 @@ def plain_transform(settings: Settings, as_of: str) -> str:
         # Target and logs in the data dir, as the flow's (flows.transform.run_dbt_build).
         paths = ["--target-path", str(settings.dbt_target_dir), "--log-path", str(settings.dbt_log_dir)]
         project_args = ["--project-dir", project, "--profiles-dir", project, *paths]
-        fingerprint = project_fingerprint(Path(project))
-        threads = build_threads(False, settings.warehouse_path)
-        args = dbt_args(False, as_of, threads, unit_tests_due(settings, fingerprint))
+        args, fingerprint = planned_build(settings, Path(project), False, as_of)
         result = dbtRunner().invoke([*args, *levels, *project_args])
         _release_dbt_duckdb()
         if not result.success:

@@ -120,6 +120,18 @@ def dbt_args(
     return args
 
 
+def planned_build(
+    settings: Settings, project_dir: Path, full_refresh: bool, as_of: str | None
+) -> tuple[list[str], str]:
+    """The next build's dbt arguments, and the project's fingerprint to record if it passes.
+
+    Read inside the warehouse's turn: the thread count depends on what the warehouse holds.
+    """
+    fingerprint = project_fingerprint(project_dir)
+    threads = build_threads(full_refresh, settings.warehouse_path)
+    return dbt_args(full_refresh, as_of, threads, unit_tests_due(settings, fingerprint)), fingerprint
+
+
 def unit_tests_due(settings: Settings, fingerprint: str) -> bool:
     """Whether this build runs dbt's unit tests: unless the last passing build ran them on this very project.
 
@@ -313,9 +325,7 @@ def transform(full_refresh: bool = False, as_of: str | None = None) -> dict[str,
 
     # One process on the warehouse at a time (DuckDB's rule): an overlapping run waits here.
     with warehouse_turn(settings.data_dir):
-        fingerprint = project_fingerprint(project_dir)
-        threads = build_threads(full_refresh, settings.warehouse_path)
-        args = dbt_args(full_refresh, as_of, threads, unit_tests_due(settings, fingerprint))
+        args, fingerprint = planned_build(settings, project_dir, full_refresh, as_of)
         logger.info("dbt %s in %s over %s", " ".join(args), project_dir, settings.data_dir)
         previous_build = _previous_build_instant(settings.warehouse_path)
         _mark_build_started(settings)
